@@ -1,0 +1,1 @@
+//! claude-middleware: see main.rs.

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command (README: `make test`). On a fresh machine it installs what
+# the tests need: redis-server via apt, and the control-plane binaries built
+# from the public Go modules and cached outside the repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  step "installing redis-server (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server >/dev/null
+  # The package starts a system-wide instance; the tests start their own.
+  (service redis-server stop || systemctl stop redis-server) >/dev/null 2>&1 || true
+fi
+
+step "control plane binaries"
+tests/controlplane/build.sh >/dev/null
+
+step "starting the local control plane"
+export CLAUDE_MIDDLEWARE_CONTROLPLANE="${CLAUDE_MIDDLEWARE_CONTROLPLANE:-${TMPDIR:-/tmp}/claude-middleware-controlplane-test-$$}"
+cleanup() { tests/controlplane/down.sh "$CLAUDE_MIDDLEWARE_CONTROLPLANE" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+tests/controlplane/up.sh "$CLAUDE_MIDDLEWARE_CONTROLPLANE"
+
+step "building"
+cargo build --workspace --bins --locked
+
+step "cargo test"
+cargo test --workspace --locked 2>&1 | tee "${TMPDIR:-/tmp}/claude-middleware-test.log"

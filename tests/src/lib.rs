@@ -1,0 +1,12 @@
+//! Real parts shared by the integration tests, the demo and the benchmarks.
+//!
+//! - [`redis`]: a private `redis-server` on a free port, loaded with the relay fixtures.
+//! - [`backend`]: the stand-in claude-relay-service backend, scriptable per account.
+//! - [`proxy`]: the real `claude-middleware` binary as a child process.
+//! - [`controlplane`]: the local kube-apiserver/etcd/controller-manager, one per test run.
+
+pub mod backend;
+pub mod controlplane;
+pub mod ports;
+pub mod proxy;
+pub mod redis;
