@@ -1,0 +1,7 @@
+//! claude-middleware-operator: the `ClaudeMiddleware` CRD, pure renderers of its
+//! children, and the reconciler that applies them.
+//!
+//! Data flows one way: CR → dereference (Secrets) → validate → render (pure) →
+//! server-side apply → prune → status.
+
+pub mod crd;
