@@ -1,0 +1,188 @@
+//! The Anthropic Messages API shapes the stand-in answers with: a message as JSON, the same
+//! message as an SSE stream, and error bodies.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+/// The model named in answers when the request names none.
+pub const DEFAULT_MODEL: &str = "claude-stand-in";
+
+/// What one answer says: which account served it, and how it is padded and split.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub message_id: String,
+    pub model: String,
+    /// The `x-api-key` the request carried, or `none`.
+    pub account: String,
+    /// Number of `content_block_delta` events of a stream.
+    pub deltas: usize,
+    /// Extra bytes of text (`x-test-body-bytes`), spread over the deltas.
+    pub padding: usize,
+}
+
+impl Answer {
+    /// The first part of the answer text: `served by account <key>`.
+    pub fn served_by(&self) -> String {
+        format!("served by account {}", self.account)
+    }
+
+    /// The text of delta `i` (of [`Answer::deltas`]); the deltas joined are [`Answer::text`].
+    pub fn delta_text(&self, i: usize) -> String {
+        let deltas = self.deltas.max(1);
+        let pad = self.padding / deltas + usize::from(i < self.padding % deltas);
+        let head = if i == 0 {
+            self.served_by()
+        } else {
+            format!(" {i}")
+        };
+        head + &"x".repeat(pad)
+    }
+
+    /// The whole answer text.
+    pub fn text(&self) -> String {
+        (0..self.deltas.max(1))
+            .map(|i| self.delta_text(i))
+            .collect()
+    }
+
+    /// The non-streaming answer: a `message` object.
+    pub fn message_json(&self) -> Value {
+        json!({
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [{"type": "text", "text": self.text()}],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": self.deltas.max(1)}
+        })
+    }
+
+    /// The streaming answer, one SSE frame per item: `message_start`, `content_block_start`,
+    /// the deltas, `content_block_stop`, `message_delta`, `message_stop` (Anthropic's order).
+    pub fn sse_frames(&self) -> Vec<Bytes> {
+        let mut frames = Vec::with_capacity(self.deltas + 5);
+        frames.push(sse_frame(
+            "message_start",
+            &json!({
+                "type": "message_start",
+                "message": {
+                    "id": self.message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": null,
+                    "stop_sequence": null,
+                    "usage": {"input_tokens": 12, "output_tokens": 1}
+                }
+            }),
+        ));
+        frames.push(sse_frame(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+        ));
+        for i in 0..self.deltas {
+            frames.push(sse_frame(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta", "text": self.delta_text(i)}}),
+            ));
+        }
+        frames.push(sse_frame(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 0}),
+        ));
+        frames.push(sse_frame(
+            "message_delta",
+            &json!({"type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                    "usage": {"output_tokens": self.deltas.max(1)}}),
+        ));
+        frames.push(sse_frame("message_stop", &json!({"type": "message_stop"})));
+        frames
+    }
+}
+
+/// `event: <event>\ndata: <json>\n\n`.
+pub fn sse_frame(event: &str, data: &Value) -> Bytes {
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+/// Anthropic's error body: `{"type":"error","error":{"type":<t>,"message":<m>}}`.
+pub fn error_json(error_type: &str, message: &str) -> Value {
+    json!({"type": "error", "error": {"type": error_type, "message": message}})
+}
+
+/// The `event: error` frame a relay sends inside a 200 stream.
+pub fn sse_error_frame(error_type: &str) -> Bytes {
+    sse_frame(
+        "error",
+        &error_json(error_type, &format!("stand-in {error_type}")),
+    )
+}
+
+/// Anthropic's error type for an HTTP status.
+pub fn error_type_for(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(deltas: usize, padding: usize) -> Answer {
+        Answer {
+            message_id: "msg_1".into(),
+            model: DEFAULT_MODEL.into(),
+            account: "acc".into(),
+            deltas,
+            padding,
+        }
+    }
+
+    #[test]
+    fn text_names_the_account_and_carries_the_padding() {
+        let a = answer(3, 10);
+        assert!(a.text().starts_with("served by account acc"));
+        assert_eq!(a.text().len(), "served by account acc 1 2".len() + 10);
+    }
+
+    #[test]
+    fn stream_has_anthropic_order() {
+        let frames = answer(2, 0).sse_frames();
+        let events: Vec<String> = frames
+            .iter()
+            .map(|f| {
+                String::from_utf8_lossy(f)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "event: message_start",
+                "event: content_block_start",
+                "event: content_block_delta",
+                "event: content_block_delta",
+                "event: content_block_stop",
+                "event: message_delta",
+                "event: message_stop"
+            ]
+        );
+    }
+}

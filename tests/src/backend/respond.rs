@@ -1,0 +1,392 @@
+//! One request in, one answer out: records the request, takes the account's scripted
+//! behaviour and builds the response (streams are fed by a task, see [`stream`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::anthropic::{self, Answer};
+use super::body::{self, ResponseBody};
+use super::record::{Records, SeenRequest};
+use super::script::{Behaviour, Scripts};
+
+/// The route prefixes the proxy forwards; the stand-in answers all of them alike.
+pub const PROXIED_PREFIXES: &[&str] = &[
+    "/v1/",
+    "/api/v1/",
+    "/claude/v1/",
+    "/gemini/",
+    "/openai/claude/v1/",
+    "/openai/gemini/v1/",
+];
+
+/// State shared by every connection of one stand-in.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) scripts: Scripts,
+    pub(crate) records: Records,
+    next_message: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(record: bool) -> Shared {
+        Shared {
+            scripts: Scripts::default(),
+            records: Records::new(record),
+            next_message: AtomicU64::new(1),
+        }
+    }
+}
+
+/// Per-request controls from `x-test-*` headers.
+#[derive(Debug, Clone, Copy)]
+struct Controls {
+    events: usize,
+    gap: Duration,
+    body_bytes: usize,
+}
+
+impl Controls {
+    fn from_headers(headers: &HeaderMap) -> Controls {
+        let number = |name: &str| -> Option<u64> {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+        };
+        Controls {
+            events: number("x-test-events").map_or(5, |n| n as usize),
+            gap: Duration::from_millis(number("x-test-gap-ms").unwrap_or(0)),
+            body_bytes: number("x-test-body-bytes").map_or(0, |n| n as usize),
+        }
+    }
+}
+
+/// The parts of a Messages request the stand-in looks at.
+#[derive(Debug, Default, Deserialize)]
+struct RequestShape {
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// How a fed body ends after its frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Complete,
+    Stall,
+    Reset,
+}
+
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let (parts, incoming) = req.into_parts();
+    let body = incoming
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let api_key = parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let shape: RequestShape = serde_json::from_slice(&body).unwrap_or_default();
+    let proxied = PROXIED_PREFIXES
+        .iter()
+        .any(|p| parts.uri.path().starts_with(p));
+    let behaviour = if proxied {
+        shared.scripts.next_for(api_key.as_deref())
+    } else {
+        Behaviour::Normal
+    };
+    let controls = Controls::from_headers(&parts.headers);
+    let id = shared.records.add(SeenRequest {
+        id: 0,
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
+        headers: parts.headers,
+        body,
+        api_key: api_key.clone(),
+        stream: shape.stream,
+        behaviour: format!("{behaviour:?}"),
+        status: 0,
+        started,
+        completed: None,
+        client_gone: None,
+    });
+    let reply = Reply {
+        shared: shared.clone(),
+        id,
+        account: api_key.unwrap_or_else(|| "none".into()),
+    };
+    if !proxied {
+        return reply.not_proxied(parts.uri.path());
+    }
+    let answer = Answer {
+        message_id: format!(
+            "msg_standin_{}",
+            shared.next_message.fetch_add(1, Ordering::Relaxed)
+        ),
+        model: shape
+            .model
+            .unwrap_or_else(|| anthropic::DEFAULT_MODEL.into()),
+        account: reply.account.clone(),
+        deltas: controls.events,
+        padding: controls.body_bytes,
+    };
+    reply
+        .respond(behaviour, &answer, shape.stream, controls.gap)
+        .await
+}
+
+/// Builds the answer to one recorded request.
+struct Reply {
+    shared: Arc<Shared>,
+    id: u64,
+    account: String,
+}
+
+impl Reply {
+    async fn respond(
+        &self,
+        behaviour: Behaviour,
+        answer: &Answer,
+        stream: bool,
+        gap: Duration,
+    ) -> Response<ResponseBody> {
+        match behaviour {
+            Behaviour::Normal => self.normal(answer, stream, gap, usize::MAX, End::Complete),
+            Behaviour::SlowStream { gap } => {
+                self.normal(answer, stream, gap, usize::MAX, End::Complete)
+            }
+            Behaviour::SlowHeaders { delay } => {
+                tokio::time::sleep(delay).await;
+                self.normal(answer, stream, gap, usize::MAX, End::Complete)
+            }
+            Behaviour::StallAfter { events } => {
+                self.normal(answer, stream, gap, events, End::Stall)
+            }
+            Behaviour::ResetAfter { events } => {
+                self.normal(answer, stream, gap, events, End::Reset)
+            }
+            Behaviour::Status {
+                status,
+                headers,
+                body,
+            } => {
+                let mut response = self.full(status, "application/json", body);
+                for (name, value) in headers {
+                    if let (Ok(name), Ok(value)) = (
+                        http::HeaderName::try_from(name),
+                        HeaderValue::try_from(value),
+                    ) {
+                        response.headers_mut().insert(name, value);
+                    }
+                }
+                response
+            }
+            Behaviour::RateLimited { reset_in } => {
+                let reset_epoch = (SystemTime::now() + reset_in)
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+                let retry_after = reset_in.as_secs() + u64::from(reset_in.subsec_nanos() > 0);
+                let mut response =
+                    self.error(429, "Number of requests has exceeded your rate limit");
+                let headers = response.headers_mut();
+                headers.insert("retry-after", HeaderValue::from(retry_after));
+                headers.insert(
+                    "anthropic-ratelimit-unified-reset",
+                    HeaderValue::from(reset_epoch),
+                );
+                headers.insert(
+                    "anthropic-ratelimit-unified-status",
+                    HeaderValue::from_static("rejected"),
+                );
+                response
+            }
+            Behaviour::Unauthorized => self.error(401, "invalid x-api-key"),
+            Behaviour::Overloaded => self.error(529, "Overloaded"),
+            Behaviour::ServerError(status) => self.error(status, "Internal server error"),
+            Behaviour::SseError { error_type } => {
+                let mut response = self.full(
+                    200,
+                    "text/event-stream",
+                    anthropic::sse_error_frame(&error_type),
+                );
+                response
+                    .headers_mut()
+                    .insert("cache-control", HeaderValue::from_static("no-cache"));
+                response
+            }
+        }
+    }
+
+    /// A normal answer, cut after `limit` frames and ended as `end` says.
+    fn normal(
+        &self,
+        answer: &Answer,
+        stream: bool,
+        gap: Duration,
+        limit: usize,
+        end: End,
+    ) -> Response<ResponseBody> {
+        if stream {
+            let mut frames = answer.sse_frames();
+            frames.truncate(limit);
+            let mut response = self.fed(200, "text/event-stream", frames, gap, end);
+            response
+                .headers_mut()
+                .insert("cache-control", HeaderValue::from_static("no-cache"));
+            return response;
+        }
+        let json = Bytes::from(answer.message_json().to_string());
+        if end == End::Complete {
+            return self.full(200, "application/json", json);
+        }
+        // A JSON answer cut short: half of it (when any event was allowed), then the end.
+        let frames = if limit > 0 {
+            vec![json.slice(..json.len() / 2)]
+        } else {
+            Vec::new()
+        };
+        self.fed(200, "application/json", frames, gap, end)
+    }
+
+    /// Anthropic's JSON error for this status.
+    fn error(&self, status: u16, message: &str) -> Response<ResponseBody> {
+        let body = anthropic::error_json(anthropic::error_type_for(status), message);
+        self.full(status, "application/json", body.to_string())
+    }
+
+    fn not_proxied(&self, path: &str) -> Response<ResponseBody> {
+        if path == "/health" {
+            return self.full(
+                200,
+                "application/json",
+                r#"{"status":"ok","service":"stand-in-relay"}"#,
+            );
+        }
+        self.error(404, "not a relay route")
+    }
+
+    /// A response whose body is sent in one piece.
+    fn full(
+        &self,
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Bytes>,
+    ) -> Response<ResponseBody> {
+        let now = Instant::now();
+        self.shared.records.update(self.id, |seen| {
+            seen.status = status;
+            seen.completed = Some(now);
+        });
+        self.head(status, content_type, body::full(body))
+    }
+
+    /// A response whose body a task feeds frame by frame, `gap` apart.
+    fn fed(
+        &self,
+        status: u16,
+        content_type: &'static str,
+        frames: Vec<Bytes>,
+        gap: Duration,
+        end: End,
+    ) -> Response<ResponseBody> {
+        self.shared
+            .records
+            .update(self.id, |seen| seen.status = status);
+        let (tx, body) = body::channel();
+        tokio::spawn(stream::feed(
+            self.shared.clone(),
+            self.id,
+            tx,
+            frames,
+            gap,
+            end,
+        ));
+        self.head(status, content_type, body)
+    }
+
+    fn head(
+        &self,
+        status: u16,
+        content_type: &'static str,
+        body: ResponseBody,
+    ) -> Response<ResponseBody> {
+        let mut response = Response::new(body);
+        *response.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert("content-type", HeaderValue::from_static(content_type));
+        headers.insert(
+            "request-id",
+            HeaderValue::from_str(&format!("req_standin_{}", self.id))
+                .unwrap_or(HeaderValue::from_static("req_standin")),
+        );
+        if let Ok(account) = HeaderValue::from_str(&self.account) {
+            headers.insert("x-stand-in-account", account);
+        }
+        response
+    }
+}
+
+mod stream {
+    //! The task that feeds a streamed body and notices a client that went away.
+
+    use super::*;
+    use crate::backend::body::BodySender;
+
+    pub(super) async fn feed(
+        shared: Arc<Shared>,
+        id: u64,
+        tx: BodySender,
+        frames: Vec<Bytes>,
+        gap: Duration,
+        end: End,
+    ) {
+        let gone = |shared: &Shared| {
+            let now = Instant::now();
+            shared
+                .records
+                .update(id, |seen| seen.client_gone = Some(now));
+        };
+        for (i, frame) in frames.into_iter().enumerate() {
+            if i > 0 && !gap.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(gap) => {}
+                    _ = tx.closed() => return gone(&shared),
+                }
+            }
+            if tx.send(Ok(frame)).await.is_err() {
+                return gone(&shared);
+            }
+        }
+        match end {
+            End::Complete => {
+                let now = Instant::now();
+                shared.records.update(id, |seen| seen.completed = Some(now));
+            }
+            End::Stall => {
+                tx.closed().await;
+                gone(&shared);
+            }
+            End::Reset => {
+                let reset =
+                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "stand-in reset");
+                let _ = tx.send(Err(reset)).await;
+            }
+        }
+    }
+}
