@@ -18,6 +18,9 @@
 //! Every request is recorded ([`Backend::requests`]), including whether the client went away
 //! before its stream completed.
 //!
+//! The `stand-in-relay` binary is scripted over HTTP under [`CONTROL_PREFIX`]
+//! (`/__stand-in/script`, `/__stand-in/requests`, ...; see the `control` module source).
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use cmw_tests::backend::{Backend, Behaviour, Times};
@@ -31,10 +34,12 @@
 
 mod anthropic;
 mod body;
+mod control;
 mod record;
 mod respond;
 mod script;
 mod server;
+mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +48,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub use anthropic::{DEFAULT_MODEL, error_json, sse_frame};
+pub use control::CONTROL_PREFIX;
 pub use record::SeenRequest;
 pub use respond::PROXIED_PREFIXES;
 pub use script::{Behaviour, Times};

@@ -561,3 +561,64 @@ async fn the_binary_in_fast_mode_announces_its_port() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn scripts_can_be_set_over_http_for_the_binary() {
+    let backend = Backend::start().await;
+    let spec = json!({"account": "acc", "behaviour": "server_error", "status": 502, "times": 2});
+    let (response, _conn) = send(
+        backend.port(),
+        "POST",
+        "/__stand-in/script",
+        &[],
+        Bytes::from(spec.to_string()),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let (response, _conn) = send(
+        backend.port(),
+        "POST",
+        "/__stand-in/script",
+        &[],
+        Bytes::from(r#"{"behaviour":"explode"}"#),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+
+    assert_eq!(messages(&backend, "acc", false, &[]).await.0.status(), 502);
+    assert_eq!(messages(&backend, "acc", false, &[]).await.0.status(), 502);
+    assert_eq!(messages(&backend, "acc", false, &[]).await.0.status(), 200);
+
+    let (response, _conn) = send(
+        backend.port(),
+        "GET",
+        "/__stand-in/requests",
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    let seen = body_json(response).await;
+    let statuses: Vec<u64> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [502, 502, 200],
+        "control requests are not recorded"
+    );
+    assert_eq!(seen[0]["api_key"], "acc");
+
+    let (response, _conn) = send(
+        backend.port(),
+        "DELETE",
+        "/__stand-in/requests",
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(backend.requests().is_empty());
+}

@@ -13,8 +13,10 @@ use serde::Deserialize;
 
 use super::anthropic::{self, Answer};
 use super::body::{self, ResponseBody};
+use super::control;
 use super::record::{Records, SeenRequest};
 use super::script::{Behaviour, Scripts};
+use super::stream::{self, End};
 
 /// The route prefixes the proxy forwards; the stand-in answers all of them alike.
 pub const PROXIED_PREFIXES: &[&str] = &[
@@ -77,14 +79,6 @@ struct RequestShape {
     model: Option<String>,
 }
 
-/// How a fed body ends after its frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    Complete,
-    Stall,
-    Reset,
-}
-
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
     let started = Instant::now();
     let (parts, incoming) = req.into_parts();
@@ -93,6 +87,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
+    if parts.uri.path().starts_with(control::CONTROL_PREFIX) {
+        let (status, answer) =
+            control::handle(&shared, parts.method.as_str(), parts.uri.path(), &body);
+        let mut response = Response::new(body::full(answer.to_string()));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        return response;
+    }
     let api_key = parts
         .headers
         .get("x-api-key")
@@ -339,54 +343,5 @@ impl Reply {
             headers.insert("x-stand-in-account", account);
         }
         response
-    }
-}
-
-mod stream {
-    //! The task that feeds a streamed body and notices a client that went away.
-
-    use super::*;
-    use crate::backend::body::BodySender;
-
-    pub(super) async fn feed(
-        shared: Arc<Shared>,
-        id: u64,
-        tx: BodySender,
-        frames: Vec<Bytes>,
-        gap: Duration,
-        end: End,
-    ) {
-        let gone = |shared: &Shared| {
-            let now = Instant::now();
-            shared
-                .records
-                .update(id, |seen| seen.client_gone = Some(now));
-        };
-        for (i, frame) in frames.into_iter().enumerate() {
-            if i > 0 && !gap.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(gap) => {}
-                    _ = tx.closed() => return gone(&shared),
-                }
-            }
-            if tx.send(Ok(frame)).await.is_err() {
-                return gone(&shared);
-            }
-        }
-        match end {
-            End::Complete => {
-                let now = Instant::now();
-                shared.records.update(id, |seen| seen.completed = Some(now));
-            }
-            End::Stall => {
-                tx.closed().await;
-                gone(&shared);
-            }
-            End::Reset => {
-                let reset =
-                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "stand-in reset");
-                let _ = tx.send(Err(reset)).await;
-            }
-        }
     }
 }

@@ -1,0 +1,64 @@
+//! The task that feeds a streamed body frame by frame, `gap` apart, and notices a client
+//! that went away (the body's channel closes when hyper drops the response body).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::body::BodySender;
+use super::respond::Shared;
+
+/// How a fed body ends after its frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The body ends cleanly.
+    Complete,
+    /// Nothing more is sent, the connection stays open until the client leaves.
+    Stall,
+    /// The body ends in an error: hyper aborts the connection.
+    Reset,
+}
+
+/// Sends `frames` into `tx` (the first at once, then one per `gap`) and records the outcome
+/// on request `id`: completed, or the client gone.
+pub(crate) async fn feed(
+    shared: Arc<Shared>,
+    id: u64,
+    tx: BodySender,
+    frames: Vec<Bytes>,
+    gap: Duration,
+    end: End,
+) {
+    let gone = |shared: &Shared| {
+        let now = Instant::now();
+        shared
+            .records
+            .update(id, |seen| seen.client_gone = Some(now));
+    };
+    for (i, frame) in frames.into_iter().enumerate() {
+        if i > 0 && !gap.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(gap) => {}
+                _ = tx.closed() => return gone(&shared),
+            }
+        }
+        if tx.send(Ok(frame)).await.is_err() {
+            return gone(&shared);
+        }
+    }
+    match end {
+        End::Complete => {
+            let now = Instant::now();
+            shared.records.update(id, |seen| seen.completed = Some(now));
+        }
+        End::Stall => {
+            tx.closed().await;
+            gone(&shared);
+        }
+        End::Reset => {
+            let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "stand-in reset");
+            let _ = tx.send(Err(reset)).await;
+        }
+    }
+}
