@@ -7,6 +7,9 @@
 //! Optional fields are skipped when `None` so that the schema defaults, which are
 //! the serialized `Default` of each sub-struct, never contain `null`.
 
+// kube-derive takes one `printcolumn(...)` per column; clippy sees repeated `type_`.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
@@ -379,9 +382,14 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
     /// Average CPU utilization target (percent of requests); 80 when neither target is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 1, max = 1000))]
     pub target_cpu_utilization_percentage: Option<i32>,
+    /// Average memory utilization target (percent of requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub target_memory_utilization_percentage: Option<i32>,

@@ -5,3 +5,4 @@
 //! server-side apply → prune → status.
 
 pub mod crd;
+pub mod render;

@@ -1,0 +1,90 @@
+//! Names and labels every child carries (contract: architecture.md "Names").
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::{Resource, ResourceExt};
+
+use crate::crd::ClaudeMiddleware;
+
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const APP_NAME: &str = "claude-middleware";
+pub const MANAGER: &str = "claude-middleware-operator";
+/// `app.kubernetes.io/managed-by=claude-middleware-operator`, for watches of children.
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=claude-middleware-operator";
+
+/// The labels that select one CR's pods; stable for the CR's lifetime
+/// (a Deployment's selector is immutable).
+pub fn selector_labels(cr: &ClaudeMiddleware) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME_LABEL.to_string(), APP_NAME.to_string()),
+        (INSTANCE_LABEL.to_string(), cr.name_any()),
+    ])
+}
+
+/// Labels on every child and on the pod template.
+pub fn common_labels(cr: &ClaudeMiddleware) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(cr);
+    labels.insert(MANAGED_BY_LABEL.to_string(), MANAGER.to_string());
+    labels
+}
+
+pub fn label_selector(cr: &ClaudeMiddleware) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(selector_labels(cr)),
+        ..Default::default()
+    }
+}
+
+/// `k=v,k=v`, the string form used by `.status.selector` (scale subresource).
+pub fn selector_string(cr: &ClaudeMiddleware) -> String {
+    selector_labels(cr)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Metadata of a child: named like the CR, in its namespace, with the common
+/// labels and a controller owner reference so deleting the CR collects it.
+pub fn child_meta(cr: &ClaudeMiddleware) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(cr.name_any()),
+        namespace: cr.namespace(),
+        labels: Some(common_labels(cr)),
+        owner_references: cr.controller_owner_ref(&()).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::testdata::minimal;
+
+    #[test]
+    fn child_meta_has_required_labels_and_controller_owner() {
+        let cr = minimal();
+        let meta = child_meta(&cr);
+        assert_eq!(meta.name.as_deref(), Some("relay"));
+        assert_eq!(meta.namespace.as_deref(), Some("ai"));
+        let labels = meta.labels.unwrap_or_default();
+        assert_eq!(labels[NAME_LABEL], "claude-middleware");
+        assert_eq!(labels[INSTANCE_LABEL], "relay");
+        assert_eq!(labels[MANAGED_BY_LABEL], "claude-middleware-operator");
+        let owners = meta.owner_references.unwrap_or_default();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].controller, Some(true));
+        assert_eq!(owners[0].kind, "ClaudeMiddleware");
+    }
+
+    #[test]
+    fn selector_string_is_sorted_and_stable() {
+        assert_eq!(
+            selector_string(&minimal()),
+            "app.kubernetes.io/instance=relay,app.kubernetes.io/name=claude-middleware"
+        );
+    }
+}
