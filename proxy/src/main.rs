@@ -1,1 +1,41 @@
-fn main() {}
+//! The `claude-middleware` binary: configuration from flags and environment
+//! (the Go middleware's variables), then [`claude_middleware::run::run`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use claude_middleware::config::{Config, RawSettings};
+use claude_middleware::run::{StartError, run};
+
+fn main() -> ExitCode {
+    let config = match Config::from_raw(&RawSettings::parse()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("claude-middleware: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    claude_middleware::logging::init(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("claude-middleware: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ StartError::Config(_)) => {
+            eprintln!("claude-middleware: {error}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("claude-middleware: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Keeps the pool current: re-reads Redis every refresh interval, keeps the
+//! last good pool when Redis fails, and retries quickly until the first load.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+use tokio::sync::watch;
+
+use super::Pool;
+use super::source::{connect, load_accounts};
+use crate::metrics::Metrics;
+
+/// Redis must answer within this; a slow Redis is a failed refresh, not a stall.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
+/// Retry period while no pool has been loaded yet.
+const FIRST_LOAD_RETRY: Duration = Duration::from_millis(500);
+
+pub async fn run_refresher(
+    pool: Arc<Pool>,
+    metrics: Arc<Metrics>,
+    redis_url: String,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conn: Option<ConnectionManager> = None;
+    loop {
+        if !refresh_once(&pool, &redis_url, &mut conn).await {
+            metrics.redis_errors.inc();
+        }
+        let wait = if pool.snapshot().is_none() {
+            interval.min(FIRST_LOAD_RETRY)
+        } else {
+            interval
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One refresh; false when Redis failed (the last good pool stays).
+async fn refresh_once(pool: &Pool, redis_url: &str, conn: &mut Option<ConnectionManager>) -> bool {
+    if conn.is_none() {
+        match tokio::time::timeout(REDIS_TIMEOUT, connect(redis_url, REDIS_TIMEOUT)).await {
+            Ok(Ok(manager)) => *conn = Some(manager),
+            Ok(Err(error)) => return fail(pool, format!("cannot connect to Redis: {error}")),
+            Err(_) => return fail(pool, "cannot connect to Redis: timed out".to_string()),
+        }
+    }
+    let Some(manager) = conn.as_mut() else {
+        return false;
+    };
+    match tokio::time::timeout(REDIS_TIMEOUT, load_accounts(manager, now_ms())).await {
+        Ok(Ok(loaded)) => {
+            let first = pool.snapshot().is_none() || pool.status().last_error.is_some();
+            if first {
+                tracing::info!(
+                    schedulable = loaded.accounts.len(),
+                    listed = loaded.listed,
+                    "account pool loaded from Redis"
+                );
+            }
+            pool.publish(loaded.accounts, loaded.listed);
+            true
+        }
+        Ok(Err(error)) => fail(pool, format!("reading accounts from Redis failed: {error}")),
+        Err(_) => fail(pool, "reading accounts from Redis timed out".to_string()),
+    }
+}
+
+fn fail(pool: &Pool, error: String) -> bool {
+    let status = pool.status();
+    // Log the first failure of an outage, not every retry.
+    if status.consecutive_failures == 0 {
+        if pool.snapshot().is_some() {
+            tracing::warn!(%error, "Redis unavailable; serving with the last account pool");
+        } else {
+            tracing::warn!(%error, "Redis unavailable; not ready until the account pool loads");
+        }
+    }
+    pool.record_failure(error);
+    false
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,276 @@
+//! Client authentication: which header carries the key, the prefix and length
+//! rules, and a constant-time comparison against every allowed key.
+//!
+//! The allowed set lives behind an [`ArcSwap`] so that a reload (the keys file)
+//! swaps it without a lock on the request path and without touching requests
+//! already admitted.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::HeaderMap;
+use subtle::ConstantTimeEq;
+
+/// Shortest and longest key accepted, as the Go middleware did.
+pub const MIN_KEY_LEN: usize = 10;
+pub const MAX_KEY_LEN: usize = 512;
+
+/// The headers a client may put its key in, in order of precedence.
+pub const KEY_HEADERS: [&str; 3] = ["x-api-key", "authorization", "api-key"];
+
+/// Why a request was refused. Messages never contain the presented key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing API key: send it in x-api-key, Authorization: Bearer or api-key")]
+    Missing,
+    #[error("malformed API key: wrong prefix or length")]
+    Malformed,
+    #[error("invalid API key")]
+    Invalid,
+}
+
+/// Splits `MIDDLEWARE_API_KEYS` or a keys file: commas or newlines, blanks and
+/// `#` comment lines ignored.
+pub fn parse_key_list(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(|line| line.split(','))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The key a client presented: `x-api-key`, else `Authorization: Bearer …`,
+/// else `api-key`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = header_str(headers, "x-api-key") {
+        return Some(key);
+    }
+    if let Some(value) = header_str(headers, "authorization") {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty());
+    }
+    header_str(headers, "api-key")
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// An immutable set of allowed keys.
+#[derive(Default)]
+pub struct KeySet {
+    keys: Vec<Box<[u8]>>,
+}
+
+impl KeySet {
+    pub fn new<I: IntoIterator<Item = String>>(keys: I) -> Self {
+        let mut keys: Vec<Box<[u8]>> = keys
+            .into_iter()
+            .map(|k| k.into_bytes().into_boxed_slice())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Self { keys }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Compares with every allowed key without stopping at a match, so the
+    /// time taken does not say which key (or how much of one) matched.
+    fn contains(&self, presented: &[u8]) -> bool {
+        let mut found = subtle::Choice::from(0);
+        for key in &self.keys {
+            found |= key.as_ref().ct_eq(presented);
+        }
+        found.into()
+    }
+}
+
+/// The client-auth policy of a running proxy.
+pub struct Authenticator {
+    enabled: bool,
+    prefix: String,
+    keys: ArcSwap<KeySet>,
+}
+
+impl Authenticator {
+    pub fn new(enabled: bool, prefix: String, keys: KeySet) -> Self {
+        Self {
+            enabled,
+            prefix,
+            keys: ArcSwap::from_pointee(keys),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Replaces the allowed keys; requests already admitted are unaffected.
+    pub fn replace_keys(&self, keys: KeySet) {
+        self.keys.store(Arc::new(keys));
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.load().len()
+    }
+
+    /// Admits or refuses a request by its headers. With auth enabled and an
+    /// empty key set every request is refused (fail closed).
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let key = presented_key(headers).ok_or(AuthError::Missing)?;
+        if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) || !key.starts_with(&self.prefix) {
+            return Err(AuthError::Malformed);
+        }
+        if self.keys.load().contains(key.as_bytes()) {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn auth() -> Authenticator {
+        Authenticator::new(
+            true,
+            "cr_".into(),
+            KeySet::new(parse_key_list("cr_alpha_123456,cr_beta_1234567")),
+        )
+    }
+
+    #[test]
+    fn key_list_splits_commas_and_lines() {
+        assert_eq!(
+            parse_key_list("a, b\n# comment\nc\n\n,d,"),
+            vec!["a", "b", "c", "d"]
+        );
+        assert!(parse_key_list("").is_empty());
+    }
+
+    #[test]
+    fn key_header_precedence() {
+        let h = headers(&[
+            ("api-key", "third"),
+            ("authorization", "Bearer second"),
+            ("x-api-key", "first"),
+        ]);
+        assert_eq!(presented_key(&h), Some("first"));
+        let h = headers(&[("api-key", "third"), ("authorization", "bearer second")]);
+        assert_eq!(presented_key(&h), Some("second"));
+        let h = headers(&[("api-key", "third")]);
+        assert_eq!(presented_key(&h), Some("third"));
+        // Another scheme is not a key.
+        let h = headers(&[("authorization", "Basic Zm9vOmJhcg==")]);
+        assert_eq!(presented_key(&h), None);
+    }
+
+    #[test]
+    fn accepts_allowed_keys_from_each_header() {
+        let a = auth();
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", "cr_alpha_123456")])),
+            Ok(())
+        );
+        assert_eq!(
+            a.check(&headers(&[("authorization", "Bearer cr_beta_1234567")])),
+            Ok(())
+        );
+        assert_eq!(a.check(&headers(&[("api-key", "cr_alpha_123456")])), Ok(()));
+    }
+
+    #[test]
+    fn refuses_missing_malformed_and_unknown_keys() {
+        let a = auth();
+        assert_eq!(a.check(&headers(&[])), Err(AuthError::Missing));
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", "cr_short")])),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", "sk_alpha_123456")])),
+            Err(AuthError::Malformed)
+        );
+        let long = format!("cr_{}", "x".repeat(MAX_KEY_LEN));
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", &long)])),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", "cr_alpha_123457")])),
+            Err(AuthError::Invalid)
+        );
+        // A prefix of a valid key is not valid.
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", "cr_alpha_12345")])),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
+    fn empty_key_set_fails_closed() {
+        let a = Authenticator::new(true, "cr_".into(), KeySet::default());
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", "cr_alpha_123456")])),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
+    fn disabled_admits_everything() {
+        let a = Authenticator::new(false, "cr_".into(), KeySet::default());
+        assert_eq!(a.check(&headers(&[])), Ok(()));
+    }
+
+    #[test]
+    fn replaced_keys_take_effect() {
+        let a = auth();
+        a.replace_keys(KeySet::new(vec!["cr_gamma_123456".to_string()]));
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", "cr_alpha_123456")])),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            a.check(&headers(&[("x-api-key", "cr_gamma_123456")])),
+            Ok(())
+        );
+        assert_eq!(a.key_count(), 1);
+    }
+
+    #[test]
+    fn error_messages_never_echo_a_key() {
+        for e in [AuthError::Missing, AuthError::Malformed, AuthError::Invalid] {
+            assert!(!e.to_string().contains("cr_alpha"));
+        }
+    }
+}

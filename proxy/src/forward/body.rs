@@ -1,0 +1,171 @@
+//! Response bodies: a small full body for the proxy's own answers, or the
+//! backend's body streamed frame by frame with an idle-read timeout between
+//! frames (never a total timeout, so a healthy long stream is never cut).
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::record::RequestRecord;
+use crate::metrics::RequestOutcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("no data from the backend for {0:?}")]
+    IdleTimeout(Duration),
+    #[error("backend stream failed: {0}")]
+    Upstream(#[from] hyper::Error),
+}
+
+pin_project! {
+    #[project = ProxyBodyProjection]
+    pub enum ProxyBody {
+        Full { #[pin] body: Full<Bytes> },
+        Upstream { #[pin] body: UpstreamBody },
+    }
+}
+
+impl ProxyBody {
+    pub fn full(bytes: Bytes) -> Self {
+        Self::Full {
+            body: Full::new(bytes),
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.project() {
+            ProxyBodyProjection::Full { body } => body
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
+            ProxyBodyProjection::Upstream { body } => body.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full { body } => body.is_end_stream(),
+            Self::Upstream { body } => body.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full { body } => body.size_hint(),
+            Self::Upstream { body } => body.inner.size_hint(),
+        }
+    }
+}
+
+/// Finishes the request record exactly once: at the end of the stream, on an
+/// error, or (when dropped first) because the client went away.
+struct RecordGuard {
+    record: Option<RequestRecord>,
+}
+
+impl RecordGuard {
+    fn finish(&mut self, outcome: RequestOutcome, detail: Option<&str>) {
+        if let Some(record) = self.record.take() {
+            record.metrics.inflight_streams.dec();
+            record.finish(outcome, detail);
+        }
+    }
+}
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        // Dropping the body also drops the backend connection, which cancels
+        // the upstream request.
+        self.finish(RequestOutcome::ClientClosed, None);
+    }
+}
+
+pin_project! {
+    pub struct UpstreamBody {
+        #[pin]
+        inner: Incoming,
+        #[pin]
+        idle: Sleep,
+        idle_timeout: Duration,
+        guard: RecordGuard,
+    }
+}
+
+impl UpstreamBody {
+    pub fn new(inner: Incoming, idle_timeout: Duration, record: RequestRecord) -> Self {
+        record.metrics.inflight_streams.inc();
+        Self {
+            inner,
+            idle: tokio::time::sleep(idle_timeout),
+            idle_timeout,
+            guard: RecordGuard {
+                record: Some(record),
+            },
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let mut this = self.project();
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle
+                    .as_mut()
+                    .reset(Instant::now() + *this.idle_timeout);
+                if let (Some(data), Some(record)) = (frame.data_ref(), this.guard.record.as_mut()) {
+                    record.on_chunk(data.len());
+                }
+                if this.inner.is_end_stream() {
+                    // hyper may not poll again once the length is satisfied.
+                    this.guard.finish(RequestOutcome::Completed, None);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                this.guard
+                    .finish(RequestOutcome::StreamError, Some(&error.to_string()));
+                Poll::Ready(Some(Err(BodyError::Upstream(error))))
+            }
+            Poll::Ready(None) => {
+                this.guard.finish(RequestOutcome::Completed, None);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                ready!(this.idle.poll(cx));
+                let error = BodyError::IdleTimeout(*this.idle_timeout);
+                this.guard
+                    .finish(RequestOutcome::StreamError, Some(&error.to_string()));
+                Poll::Ready(Some(Err(error)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

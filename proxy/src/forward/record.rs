@@ -1,0 +1,88 @@
+//! One log line and one metric sample per proxied request, written when the
+//! response has ended: completed, broken, or abandoned by the client.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Method;
+use http::uri::PathAndQuery;
+
+use crate::accounts::short_id;
+use crate::metrics::{Metrics, RequestLabels, RequestOutcome};
+
+pub struct RequestRecord {
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+    pub method: Method,
+    /// The path (the query is never logged: it may carry secrets).
+    pub path: Option<PathAndQuery>,
+    pub route: &'static str,
+    pub status: u16,
+    pub account: Option<Arc<str>>,
+    pub attempts: u32,
+    pub first_byte: Option<Instant>,
+    pub bytes: u64,
+}
+
+impl RequestRecord {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        method: Method,
+        path: Option<PathAndQuery>,
+        route: &'static str,
+    ) -> Self {
+        Self {
+            metrics,
+            started: Instant::now(),
+            method,
+            path,
+            route,
+            status: 0,
+            account: None,
+            attempts: 0,
+            first_byte: None,
+            bytes: 0,
+        }
+    }
+
+    /// Counts a body chunk on its way to the client.
+    pub fn on_chunk(&mut self, len: usize) {
+        if self.first_byte.is_none() {
+            let now = Instant::now();
+            self.first_byte = Some(now);
+            self.metrics.observe_ttfb(now - self.started);
+        }
+        self.bytes += len as u64;
+    }
+
+    pub fn finish(self, outcome: RequestOutcome, detail: Option<&str>) {
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: self.route,
+                status: self.status,
+                outcome,
+            })
+            .inc();
+        let path = self.path.as_ref().map(PathAndQuery::path).unwrap_or("/");
+        let account = self.account.as_deref().map(short_id).unwrap_or("-");
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let ttfb_ms = self
+            .first_byte
+            .map(|t| (t - self.started).as_secs_f64() * 1000.0);
+        let outcome = outcome.as_str();
+        if self.status >= 500 || detail.is_some() {
+            tracing::warn!(
+                method = %self.method, path, status = self.status, account, attempts = self.attempts,
+                duration_ms, ttfb_ms, bytes = self.bytes, outcome, detail,
+                "request"
+            );
+        } else {
+            tracing::info!(
+                method = %self.method, path, status = self.status, account, attempts = self.attempts,
+                duration_ms, ttfb_ms, bytes = self.bytes, outcome,
+                "request"
+            );
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Which account serves a request: the selection state (cooldowns and this
+//! proxy's own least-recently-used order) behind one short-held lock, the pure
+//! [`select::choose`], and the classification of what came back.
+
+pub mod outcome;
+pub mod select;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::accounts::Account;
+pub use outcome::{FailureKind, Outcome, classify};
+pub use select::{Cooldown, Selection, SelectionState, choose};
+
+/// Shared by all requests. The lock is never held across an await.
+#[derive(Default)]
+pub struct Router {
+    state: Mutex<SelectionState>,
+    picks: std::sync::atomic::AtomicU64,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, SelectionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Chooses an account and records the pick, in one step, so concurrent
+    /// requests spread over accounts of equal priority.
+    pub fn pick<'a>(
+        &self,
+        accounts: &'a [Account],
+        preferred: Option<&str>,
+        tried: &[Arc<str>],
+        now_ms: i64,
+    ) -> Selection<'a> {
+        let mut state = self.state();
+        let selection = choose(accounts, &state, preferred, tried, now_ms);
+        if let Selection::Chosen(account) = selection {
+            let tick = self
+                .picks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            state.last_pick.insert(account.id.clone(), tick);
+        }
+        selection
+    }
+
+    /// Benches an account; a zero cooldown (reset already past) clears it.
+    pub fn cool_down(&self, id: &Arc<str>, kind: FailureKind, cooldown: Duration, now_ms: i64) {
+        let mut state = self.state();
+        if cooldown.is_zero() {
+            state.cooldowns.remove(id);
+            return;
+        }
+        let until_ms = now_ms.saturating_add(cooldown.as_millis().min(i64::MAX as u128) as i64);
+        state
+            .cooldowns
+            .insert(id.clone(), Cooldown { until_ms, kind });
+    }
+
+    /// Active cooldowns, for metrics and logs; expired ones are dropped.
+    pub fn active_cooldowns(&self, now_ms: i64) -> Vec<(Arc<str>, Cooldown)> {
+        let mut state = self.state();
+        state.cooldowns.retain(|_, c| c.until_ms > now_ms);
+        state
+            .cooldowns
+            .iter()
+            .map(|(id, c)| (id.clone(), *c))
+            .collect()
+    }
+}

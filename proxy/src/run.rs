@@ -1,0 +1,95 @@
+//! Start-up and shutdown: listen, start the background tasks, serve, drain.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::accounts::run_refresher;
+use crate::app::App;
+use crate::config::{Config, ConfigError};
+use crate::keys_file::{combined_keys, read_keys_file, watch_keys_file};
+use crate::server::serve;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on port {port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let keys_file_text = match &config.auth.keys_file {
+        Some(path) => Some(read_keys_file(path).map_err(|e| ConfigError {
+            variable: "MIDDLEWARE_API_KEYS_FILE",
+            reason: format!("cannot read {}: {e}", path.display()),
+        })?),
+        None => None,
+    };
+    let keys = combined_keys(&config.auth.inline_keys, keys_file_text.as_deref());
+    if config.auth.enabled && keys.is_empty() {
+        return Err(ConfigError {
+            variable: "MIDDLEWARE_API_KEYS_FILE",
+            reason: "MIDDLEWARE_AUTH_ENABLED is true but the keys file holds no key".to_string(),
+        }
+        .into());
+    }
+
+    let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Listen {
+            port: config.port,
+            source,
+        })?;
+    let app = Arc::new(App::new(config, keys).map_err(StartError::Setup)?);
+    tracing::info!(
+        port = app.config.port,
+        target = %app.config.target,
+        redis = ?app.config.redis,
+        auth = app.config.auth.enabled,
+        keys = app.auth.key_count(),
+        retry_attempts = app.config.retry_attempts,
+        "claude-middleware listening"
+    );
+
+    let (stop_tasks, tasks_stopped) = watch::channel(false);
+    tokio::spawn(run_refresher(
+        app.pool.clone(),
+        app.metrics.clone(),
+        app.config.redis.url.clone(),
+        app.config.account_refresh_interval,
+        tasks_stopped.clone(),
+    ));
+    if let (Some(path), Some(text)) = (app.config.auth.keys_file.clone(), keys_file_text) {
+        tokio::spawn(watch_keys_file(app.clone(), path, text, tasks_stopped));
+    }
+
+    serve(app, listener, shutdown_signal()).await;
+    let _ = stop_tasks.send(true);
+    Ok(())
+}
+
+/// SIGTERM (Kubernetes) or SIGINT (a terminal).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
