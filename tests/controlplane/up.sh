@@ -125,13 +125,13 @@ spawn() {
 }
 
 spawn etcd "$dir/bin/etcd" \
-  --name default \
+  --name test \
   --data-dir "$dir/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_port" \
   --advertise-client-urls "http://127.0.0.1:$etcd_port" \
   --listen-peer-urls "http://127.0.0.1:$peer_port" \
   --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-cluster "default=http://127.0.0.1:$peer_port" \
+  --initial-cluster "test=http://127.0.0.1:$peer_port" \
   --unsafe-no-fsync \
   --log-level warn
 

@@ -41,9 +41,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{ObjectMeta, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
 /// Names the directory of an already running control plane (or the one to start).
@@ -94,10 +95,10 @@ impl ControlPlane {
         let named = std::env::var_os(DIR_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
-        if let Some(dir) = &named {
-            if dir.join("kubeconfig").is_file() {
-                return Ok(Self::in_dir(dir));
-            }
+        if let Some(dir) = &named
+            && dir.join("kubeconfig").is_file()
+        {
+            return Ok(Self::in_dir(dir));
         }
         let dir = named.unwrap_or_else(default_dir);
         Self::up(&dir)
@@ -143,12 +144,48 @@ impl ControlPlane {
     /// A kube client with the admin identity. Make one per test: a client is bound to the
     /// tokio runtime it was made on, and each `#[tokio::test]` has its own.
     pub async fn client(&self) -> anyhow::Result<Client> {
+        Client::try_from(self.config().await?).context("making a kube client")
+    }
+
+    /// The admin client configuration, for tests that need to adjust it.
+    pub async fn config(&self) -> anyhow::Result<Config> {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)
             .with_context(|| format!("reading {}", self.kubeconfig.display()))?;
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
-            .context("loading the control plane's kubeconfig")?;
-        Client::try_from(config).context("making a kube client")
+            .context("loading the control plane's kubeconfig")
+    }
+
+    /// A client acting as the ServiceAccount `namespace/name`, with a token from the
+    /// TokenRequest API (valid one hour), so RBAC applies to it: for testing that a role
+    /// grants exactly what a component needs. The ServiceAccount must exist.
+    pub async fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Client> {
+        let admin = self.client().await?;
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..TokenRequestSpec::default()
+            }),
+            ..TokenRequest::default()
+        };
+        let issued = Api::<ServiceAccount>::namespaced(admin, namespace)
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .with_context(|| format!("requesting a token for ServiceAccount {namespace}/{name}"))?;
+        let token = issued
+            .status
+            .and_then(|status| status.token)
+            .context("TokenRequest answered without a token")?;
+        let mut config = self.config().await?;
+        config.auth_info = AuthInfo {
+            token: Some(token.into()),
+            ..AuthInfo::default()
+        };
+        Client::try_from(config).context("making a ServiceAccount kube client")
     }
 
     /// Runs the matching kubectl with `--kubeconfig` set to the admin kubeconfig.

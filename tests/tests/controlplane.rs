@@ -6,7 +6,8 @@
 use anyhow::{Context, bail, ensure};
 use cmw_tests::controlplane::{DEFAULT_TIMEOUT, eventually, test_namespace};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
@@ -354,5 +355,64 @@ async fn server_side_apply_conflict_between_field_managers() -> anyhow::Result<(
         "managedFields: {:?}",
         forced.managed_fields()
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn rbac_applies_to_a_service_account_token() -> anyhow::Result<()> {
+    let (client, ns) = test_namespace("cp-rbac").await;
+    let service_accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns.name);
+    service_accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "reader" } }))?,
+        )
+        .await?;
+    let reader = ns
+        .control_plane()
+        .service_account_client(&ns.name, "reader")
+        .await?;
+    let as_reader: Api<ConfigMap> = Api::namespaced(reader.clone(), &ns.name);
+
+    // No role yet: the token authenticates, RBAC denies.
+    match as_reader.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) if status.is_forbidden() => {}
+        other => bail!("listing ConfigMaps without a role should be forbidden, got {other:?}"),
+    }
+
+    let roles: Api<Role> = Api::namespaced(client.clone(), &ns.name);
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "read-configmaps" },
+                "rules": [{ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"] }]
+            }))?,
+        )
+        .await?;
+    let bindings: Api<RoleBinding> = Api::namespaced(client, &ns.name);
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "reader" },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-configmaps" },
+                "subjects": [{ "kind": "ServiceAccount", "name": "reader", "namespace": ns.name }]
+            }))?,
+        )
+        .await?;
+
+    // The role grants exactly what it names (RBAC caches, so allow it a moment).
+    eventually(
+        "the Role to allow listing ConfigMaps",
+        DEFAULT_TIMEOUT,
+        || async { Ok(as_reader.list(&ListParams::default()).await?) },
+    )
+    .await?;
+    let secrets: Api<Secret> = Api::namespaced(reader, &ns.name);
+    match secrets.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) if status.is_forbidden() => {}
+        other => bail!("listing Secrets is not in the Role and should be forbidden, got {other:?}"),
+    }
     Ok(())
 }
