@@ -19,6 +19,9 @@ dir=$(cd "$dir" && pwd)
 ready_timeout=${CLAUDE_MIDDLEWARE_CONTROLPLANE_TIMEOUT:-180}
 
 log() { echo "up.sh: $*" >&2; }
+for tool in openssl setsid flock base64; do
+  command -v "$tool" >/dev/null || { log "$tool is needed (Debian: apt-get install openssl util-linux coreutils)"; exit 1; }
+done
 
 # One starter at a time per DIR. The daemons are started with fd 9 closed so
 # they do not keep holding the lock.
