@@ -58,7 +58,8 @@ use respond::Shared;
 /// How a [`Backend`] runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Port on 127.0.0.1; 0 = a free one.
+    /// Port on 127.0.0.1; 0 = a free one (from [`crate::ports::free_port`]). Pass the port of
+    /// a dropped stand-in to start one again on the same address.
     pub port: u16,
     /// Keep a [`SeenRequest`] per request (off for benchmarks: no per-request bookkeeping).
     pub record: bool,
@@ -76,11 +77,13 @@ impl Default for Options {
     }
 }
 
-/// A running stand-in relay backend. Stops (and closes every connection) on drop.
+/// A running stand-in relay backend. Stops (and closes every connection) on drop; the drop
+/// returns once the port is free again.
 pub struct Backend {
     addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Backend {
@@ -99,7 +102,11 @@ impl Backend {
 
     /// Starts a stand-in from synchronous code (no runtime needed).
     pub fn start_blocking(options: Options) -> std::io::Result<Backend> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", options.port))?;
+        let port = match options.port {
+            0 => crate::ports::free_port(),
+            port => port,
+        };
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -110,7 +117,7 @@ impl Backend {
         let shared = Arc::new(Shared::new(options.record));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let serving = shared.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("stand-in-relay".into())
             .spawn(move || {
                 runtime.block_on(async move {
@@ -125,6 +132,7 @@ impl Backend {
             addr,
             shared,
             shutdown,
+            thread: Some(thread),
         })
     }
 
@@ -226,5 +234,10 @@ impl Backend {
 impl Drop for Backend {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        // Wait until the listener and every connection are closed, so that the port is free
+        // again and clients see the connections go when the stand-in goes.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

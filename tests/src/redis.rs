@@ -30,16 +30,28 @@ impl RedisServer {
     ///
     /// Panics with a hint when `redis-server` is not installed (`make test` installs it).
     pub fn start() -> RedisServer {
+        RedisServer::start_on_port(free_port())
+    }
+
+    /// Starts an empty server on this port (e.g. one a proxy already points at).
+    pub fn start_on_port(port: u16) -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("cmw-redis-")
             .tempdir()
             .expect("create a temp dir for redis-server");
         let mut server = RedisServer {
-            port: free_port(),
+            port,
             dir,
             child: None,
         };
         server.spawn();
+        server
+    }
+
+    /// [`RedisServer::start_on_port`], then the relay fixtures.
+    pub fn start_on_port_with_fixtures(port: u16) -> RedisServer {
+        let server = RedisServer::start_on_port(port);
+        server.load_fixtures();
         server
     }
 

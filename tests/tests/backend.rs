@@ -622,3 +622,32 @@ async fn scripts_can_be_set_over_http_for_the_binary() {
     assert_eq!(response.status(), 200);
     assert!(backend.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_dropped_backend_closes_its_streams_and_can_start_again_on_its_port() {
+    let backend = Backend::start().await;
+    let port = backend.port();
+    let (response, _conn) = messages(&backend, "acc", true, &[("x-test-gap-ms", "200")]).await;
+    let mut body = response.into_body();
+    assert_eq!(
+        read_events(&mut body, 1, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(backend);
+    // The stream is cut, not finished.
+    let rest = read_events(&mut body, usize::MAX, Duration::from_secs(5)).await;
+    assert!(rest.is_err(), "{rest:?}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+
+    let again = Backend::start_with(cmw_tests::backend::Options {
+        port,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(again.port(), port);
+    assert_eq!(messages(&again, "acc", false, &[]).await.0.status(), 200);
+}

@@ -4,8 +4,6 @@
 //! accepts connections and serves until SIGTERM or Ctrl-C. `--port 0` (the default, or the
 //! `PORT` variable) takes a free port. `--fast` keeps no record of requests.
 
-use std::time::Duration;
-
 use clap::Parser;
 use cmw_tests::backend::{Backend, Options};
 
@@ -48,8 +46,7 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?;
+    // Closes the listener and every connection before the process ends.
     drop(backend);
-    // Let the serving thread close its connections before the process ends.
-    std::thread::sleep(Duration::from_millis(50));
     Ok(())
 }
