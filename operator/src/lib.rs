@@ -4,5 +4,11 @@
 //! Data flows one way: CR → dereference (Secrets) → validate → render (pure) →
 //! server-side apply → prune → status.
 
+pub mod admin;
+pub mod controller;
 pub mod crd;
+pub mod metrics;
+pub mod reconcile;
 pub mod render;
+
+pub use controller::{ControllerConfig, run_controller};

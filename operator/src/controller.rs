@@ -1,0 +1,120 @@
+//! Wiring of the kube-runtime Controller: the CR (behind `DeserializeGuard`),
+//! its children (label-selected), and referenced Secrets (through a mapper).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{debug, info};
+
+use crate::crd::ClaudeMiddleware;
+use crate::metrics::Metrics;
+use crate::reconcile::{self, Context, dereference::referenced_secrets};
+use crate::render::labels::{MANAGED_BY_SELECTOR, MANAGER};
+
+type Guarded = DeserializeGuard<ClaudeMiddleware>;
+
+/// What the controller needs to know; the CLI fills it from flags/env.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// Image of the proxy when a CR does not set one.
+    pub proxy_image: String,
+    /// Reporting instance of Events (the pod name).
+    pub instance: Option<String>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves (then finishes in-flight
+/// reconciles and returns).
+pub async fn run_controller(
+    client: Client,
+    config: ControllerConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ns = config.namespace.as_deref();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: MANAGER.into(),
+            instance: config.instance.clone(),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config.proxy_image.clone(),
+        recorder,
+        metrics,
+    ));
+    let children = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+
+    let controller = Controller::new(api::<Guarded>(&client, ns), watcher::Config::default());
+    let store = controller.store();
+    info!(
+        namespace = ns.unwrap_or("<all>"),
+        "starting the ClaudeMiddleware controller"
+    );
+    controller
+        .owns(api::<Deployment>(&client, ns), children.clone())
+        .owns(api::<Service>(&client, ns), children.clone())
+        .owns(api::<NetworkPolicy>(&client, ns), children.clone())
+        .owns(api::<Ingress>(&client, ns), children.clone())
+        .owns(
+            api::<HorizontalPodAutoscaler>(&client, ns),
+            children.clone(),
+        )
+        .owns(api::<PodDisruptionBudget>(&client, ns), children)
+        .watches(
+            api::<Secret>(&client, ns),
+            watcher::Config::default(),
+            move |secret| referencing(&store, &secret),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => debug!(object = %obj, "reconciled"),
+                Err(e) => debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+/// The CRs in the Secret's namespace that reference it. No owner reference is
+/// put on Secrets: they belong to the user.
+fn referencing(store: &Store<Guarded>, secret: &Secret) -> Vec<ObjectRef<Guarded>> {
+    let ns = secret.namespace();
+    let name = secret.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|g| match &g.0 {
+            Ok(cr) => cr.namespace() == ns && referenced_secrets(cr).any(|s| s == name),
+            Err(_) => false,
+        })
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
+}

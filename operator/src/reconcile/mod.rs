@@ -1,0 +1,202 @@
+//! The reconciler: dereference → validate → render → server-side apply →
+//! prune → status. Errors the user must fix become a Degraded condition and a
+//! Warning Event; nothing already running is torn down because of them.
+
+pub mod apply;
+pub mod dereference;
+pub mod error;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+pub use error::{Error, Result};
+
+use crate::crd::{ClaudeMiddleware, ClaudeMiddlewareStatus};
+use crate::metrics::Metrics;
+use crate::render::{self, RenderInput, labels, service};
+use status::{Problem, StatusInput};
+
+/// Periodic re-check of a healthy CR (drift in fields nobody watches).
+pub const RESYNC: Duration = Duration::from_secs(300);
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+pub struct Context {
+    pub client: Client,
+    pub proxy_image: String,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per CR (namespace/name), for per-object backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        proxy_image: String,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            client,
+            proxy_image,
+            recorder,
+            metrics,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn key<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<ClaudeMiddleware>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    let started = Instant::now();
+    let result = match &guard.0 {
+        Ok(cr) => reconcile_cr(cr, &ctx).await,
+        Err(invalid) => Err(Error::Malformed(key(guard.as_ref()), invalid.error.clone())),
+    };
+    ctx.metrics.observe(
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
+    if result.is_ok() {
+        ctx.failures().remove(&key(guard.as_ref()));
+    }
+    result
+}
+
+/// Per-object exponential backoff: 2 s, 4 s, … up to 5 min.
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<ClaudeMiddleware>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let k = key(guard.as_ref());
+    warn!(object = %k, error = %err, "reconcile failed");
+    if matches!(err, Error::Malformed(..)) {
+        // Only an edit can fix it, and an edit triggers a reconcile.
+        return Action::await_change();
+    }
+    let mut failures = ctx.failures();
+    let n = failures.entry(k).or_insert(0);
+    *n = n.saturating_add(1);
+    let delay = BACKOFF_BASE.saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)));
+    Action::requeue(delay.min(BACKOFF_MAX))
+}
+
+async fn reconcile_cr(cr: &ClaudeMiddleware, ctx: &Context) -> Result<Action> {
+    if cr.metadata.deletion_timestamp.is_some() {
+        // Children go through garbage collection (owner references).
+        return Ok(Action::await_change());
+    }
+    match converge(cr, ctx).await {
+        Ok(()) => Ok(Action::requeue(RESYNC)),
+        Err(e) => {
+            if e.is_user_facing() {
+                report_problem(cr, ctx, &e).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn converge(cr: &ClaudeMiddleware, ctx: &Context) -> Result<()> {
+    let ns = cr.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let deref = dereference::dereference(&secrets, cr).await?;
+    let input = RenderInput::new(cr, &ctx.proxy_image, deref.redis_password_hash)?;
+    let children = render::render(&input);
+    let deployment = apply::apply_children(&ctx.client, cr, &children).await?;
+    let status = status::compute(StatusInput {
+        cr,
+        deployment: Some(&deployment),
+        problem: None,
+        selector: labels::selector_string(cr),
+        endpoint: service::endpoint(&input),
+        now: Time(k8s_openapi::jiff::Timestamp::now()),
+    });
+    patch_status(ctx, cr, status).await
+}
+
+/// Degraded condition plus a Warning Event. Failures here are only logged: the
+/// original error is what gets retried.
+async fn report_problem(cr: &ClaudeMiddleware, ctx: &Context, err: &Error) {
+    let ns = cr.namespace().unwrap_or_default();
+    let name = cr.name_any();
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let deployment = deployments.get_opt(&name).await.ok().flatten();
+    let problem = Problem {
+        reason: err.reason().into(),
+        message: err.to_string(),
+    };
+    let status = status::compute(StatusInput {
+        cr,
+        deployment: deployment.as_ref(),
+        problem: Some(&problem),
+        selector: labels::selector_string(cr),
+        endpoint: format!("http://{name}.{ns}.svc:{}", cr.spec.service.port),
+        now: Time(k8s_openapi::jiff::Timestamp::now()),
+    });
+    if let Err(e) = patch_status(ctx, cr, status).await {
+        warn!(object = %key(cr), error = %e, "could not report the problem in status");
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: problem.reason.clone(),
+        note: Some(problem.message.clone()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
+        warn!(object = %key(cr), error = %e, "could not publish the event");
+    }
+}
+
+/// Writes status only when it differs from what the CR already shows.
+async fn patch_status(
+    ctx: &Context,
+    cr: &ClaudeMiddleware,
+    status: ClaudeMiddlewareStatus,
+) -> Result<()> {
+    if cr.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<ClaudeMiddleware> =
+        Api::namespaced(ctx.client.clone(), &cr.namespace().unwrap_or_default());
+    info!(object = %key(cr), "updating status");
+    api.patch_status(
+        &cr.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
