@@ -68,3 +68,11 @@ fn servers_are_private() {
     a.cli(&["SET", "k", "a"]);
     assert_eq!(b.cli(&["GET", "k"]), "");
 }
+
+#[test]
+fn a_server_can_start_on_a_chosen_port() {
+    let port = cmw_tests::ports::free_port();
+    let redis = RedisServer::start_on_port_with_fixtures(port);
+    assert_eq!(redis.port(), port);
+    assert_eq!(redis.cli(&["SCARD", "claude:account:index"]), "8");
+}
