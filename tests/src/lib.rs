@@ -6,7 +6,9 @@
 //! - [`controlplane`]: the local kube-apiserver/etcd/controller-manager, one per test run.
 
 pub mod backend;
+pub mod client;
 pub mod controlplane;
+pub mod fixture_accounts;
 pub mod ports;
 pub mod proxy;
 pub mod redis;
