@@ -47,9 +47,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-pub use anthropic::{DEFAULT_MODEL, error_json, sse_frame};
+pub use anthropic::{DEFAULT_MODEL, error_json, rfc3339, sse_frame};
 pub use control::CONTROL_PREFIX;
-pub use record::SeenRequest;
+pub use record::{MAX_RECORDS, SeenRequest};
 pub use respond::PROXIED_PREFIXES;
 pub use script::{Behaviour, Times};
 

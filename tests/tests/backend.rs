@@ -651,3 +651,22 @@ async fn a_dropped_backend_closes_its_streams_and_can_start_again_on_its_port() 
     assert_eq!(again.port(), port);
     assert_eq!(messages(&again, "acc", false, &[]).await.0.status(), 200);
 }
+
+#[tokio::test]
+async fn error_with_headers_carries_only_the_given_reset_header() {
+    let backend = Backend::start().await;
+    let reset = cmw_tests::backend::rfc3339(std::time::SystemTime::now() + Duration::from_secs(5));
+    backend.script(
+        "acc",
+        Behaviour::error_with_headers(429, &[("anthropic-ratelimit-tokens-reset", &reset)]),
+        Times::Once,
+    );
+    let (response, _conn) = messages(&backend, "acc", false, &[]).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(header(&response, "anthropic-ratelimit-tokens-reset"), reset);
+    assert!(response.headers().get("retry-after").is_none());
+    assert_eq!(
+        body_json(response).await["error"]["type"],
+        "rate_limit_error"
+    );
+}

@@ -1,6 +1,8 @@
 //! The Anthropic Messages API shapes the stand-in answers with: a message as JSON, the same
 //! message as an SSE stream, and error bodies.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -138,8 +140,52 @@ pub fn error_type_for(status: u16) -> &'static str {
     }
 }
 
+/// A time as RFC 3339 in UTC with whole seconds (`2026-11-26T04:00:00Z`), the format of
+/// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-reset`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rfc3339_of_known_instants() {
+        use std::time::Duration;
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        // 2030-01-01T01:00:00Z, the fixture's a8 rate limit end.
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_893_459_600)),
+            "2030-01-01T01:00:00Z"
+        );
+        // A leap day.
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_709_210_096)),
+            "2024-02-29T12:34:56Z"
+        );
+    }
+
     use super::*;
 
     fn answer(deltas: usize, padding: usize) -> Answer {

@@ -1,5 +1,6 @@
 //! What the stand-in saw: one [`SeenRequest`] per request, updated as its stream goes on.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -50,6 +51,10 @@ impl SeenRequest {
     }
 }
 
+/// At most this many requests are kept (the oldest go first), so that a long demo run of
+/// the binary does not grow without bound.
+pub const MAX_RECORDS: usize = 100_000;
+
 /// The list of [`SeenRequest`]s, shared by the server tasks and the test.
 #[derive(Debug)]
 pub(crate) struct Records {
@@ -60,7 +65,7 @@ pub(crate) struct Records {
 #[derive(Debug, Default)]
 struct RecordsInner {
     next_id: u64,
-    seen: Vec<SeenRequest>,
+    seen: VecDeque<SeenRequest>,
 }
 
 impl Records {
@@ -79,7 +84,10 @@ impl Records {
         inner.next_id += 1;
         if self.enabled {
             seen.id = id;
-            inner.seen.push(seen);
+            if inner.seen.len() >= MAX_RECORDS {
+                inner.seen.pop_front();
+            }
+            inner.seen.push_back(seen);
         }
         id
     }
@@ -96,7 +104,7 @@ impl Records {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<SeenRequest> {
-        self.lock().seen.clone()
+        self.lock().seen.iter().cloned().collect()
     }
 
     pub(crate) fn clear(&self) {

@@ -44,6 +44,25 @@ pub enum Behaviour {
     SlowHeaders { delay: Duration },
 }
 
+impl Behaviour {
+    /// Anthropic's JSON error for `status` (`rate_limit_error` for 429, `overloaded_error`
+    /// for 529, ...) with exactly these headers, e.g. a 429 that carries only
+    /// `anthropic-ratelimit-tokens-reset` (see [`crate::backend::rfc3339`]) or only
+    /// `retry-after`, to test each source of a reset time on its own.
+    pub fn error_with_headers(status: u16, headers: &[(&str, &str)]) -> Behaviour {
+        let error_type = super::anthropic::error_type_for(status);
+        Behaviour::Status {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: super::anthropic::error_json(error_type, &format!("stand-in {error_type}"))
+                .to_string(),
+        }
+    }
+}
+
 /// How many requests a scripted [`Behaviour`] applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Times {
