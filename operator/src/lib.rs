@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;

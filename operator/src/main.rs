@@ -4,17 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use cmw_operator::admin::{self, AdminState};
+use cmw_operator::leader::{LeaseConfig, Outcome, run_as_leader};
 use cmw_operator::metrics::Metrics;
 use cmw_operator::{ControllerConfig, crd, run_controller};
 use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
 const DEFAULT_IMAGE: &str = concat!(
     "ghcr.io/claude-middleware/claude-middleware:",
@@ -154,56 +153,31 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         instance: args.pod_name.clone(),
     };
 
+    let mut code = Ok(());
     if !args.leader_election {
         metrics.leader.set(1);
         run_controller(client, config, metrics, stopped(stop_rx.clone())).await;
     } else {
-        let identity = args
-            .pod_name
-            .clone()
-            .unwrap_or_else(|| format!("operator-{}", std::process::id()));
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&args.lease_namespace)
-            .with_identity(&identity)
-            .with_duration(15)
-            .with_grace(5)
-            .build()
+        let lease = LeaseConfig {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace.clone(),
+            identity: args
+                .pod_name
+                .clone()
+                .unwrap_or_else(|| format!("operator-{}", std::process::id())),
+            duration_seconds: 15,
+            grace_seconds: 5,
+        };
+        let outcome = run_as_leader(client, lease, config, metrics, stop_rx.clone())
             .await
             .context("leader election")?;
-        let (mut leader, lease_task) = manager.watch().await;
-        info!(lease = %args.lease_name, namespace = %args.lease_namespace, %identity, "waiting for leadership");
-        let mut stop = stop_rx.clone();
-        tokio::select! {
-            _ = leader.wait_for(|l| *l) => {}
-            _ = stop.wait_for(|s| *s) => {}
-        }
-        if !*stop_rx.borrow() {
-            info!("became leader");
-            metrics.leader.set(1);
-            let mut lost = leader.clone();
-            let lost_or_stopped = {
-                let stop = stop_rx.clone();
-                async move {
-                    tokio::select! {
-                        _ = lost.wait_for(|l| !*l) => warn!("lost leadership; stopping"),
-                        _ = stopped(stop) => {}
-                    }
-                }
-            };
-            run_controller(client, config, metrics.clone(), lost_or_stopped).await;
-            metrics.leader.set(0);
-        }
-        // Closing the channel makes the lease task release the Lease.
-        drop(leader);
-        match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
-            Ok(Ok(Ok(manager))) => {
-                let _ = manager.release().await;
-            }
-            _ => warn!("lease manager did not stop cleanly"),
+        if outcome == Outcome::LostLeadership {
+            // Exit non-zero so the pod restarts and queues for the Lease again.
+            code = Err(anyhow::anyhow!("lost leadership"));
         }
     }
     ready.store(false, Ordering::Relaxed);
     admin.abort();
     info!("stopped");
-    Ok(())
+    code
 }

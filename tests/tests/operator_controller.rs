@@ -662,3 +662,111 @@ async fn missing_secret_is_degraded_with_an_event_and_nothing_is_torn_down() -> 
     );
     Ok(())
 }
+
+/// One operator replica of two in this process: its stop switch, metrics and task.
+struct Replica {
+    id: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    metrics: std::sync::Arc<cmw_operator::metrics::Metrics>,
+    task: tokio::task::JoinHandle<Result<Outcome, String>>,
+}
+
+use cmw_operator::leader::{LeaseConfig, Outcome, run_as_leader};
+
+fn replica(client: &Client, ns: &str, id: &str) -> Replica {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics = std::sync::Arc::new(cmw_operator::metrics::Metrics::default());
+    let lease = LeaseConfig {
+        name: "claude-middleware-operator".into(),
+        namespace: ns.into(),
+        identity: id.into(),
+        duration_seconds: 6,
+        grace_seconds: 2,
+    };
+    let config = cmw_operator::ControllerConfig {
+        namespace: Some(ns.into()),
+        proxy_image: IMAGE.into(),
+        instance: Some(id.into()),
+    };
+    let (client, m) = (client.clone(), metrics.clone());
+    let task = tokio::spawn(async move {
+        run_as_leader(client, lease, config, m, stopped)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    Replica {
+        id: id.into(),
+        stop,
+        metrics,
+        task,
+    }
+}
+
+async fn lease_holder(client: &Client, ns: &str) -> anyhow::Result<Option<String>> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), ns);
+    Ok(leases
+        .get_opt("claude-middleware-operator")
+        .await?
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() -> anyhow::Result<()> {
+    let (client, ns) = test_namespace("op-leader").await;
+    install_crd(&ns)?;
+    let a = replica(&client, &ns.name, "replica-a");
+    let b = replica(&client, &ns.name, "replica-b");
+
+    let (leader, _) = eventually("exactly one leader", DEFAULT_TIMEOUT, || async {
+        let (la, lb) = (a.metrics.leader.get(), b.metrics.leader.get());
+        ensure!(la + lb == 1, "leader gauges a={la} b={lb}");
+        Ok(if la == 1 { ("a", "b") } else { ("b", "a") })
+    })
+    .await?;
+    let (leader, standby) = if leader == "a" { (a, b) } else { (b, a) };
+    assert_eq!(
+        lease_holder(&client, &ns.name).await?.as_deref(),
+        Some(leader.id.as_str())
+    );
+
+    apply_cr(&ns, MINIMAL_CR)?;
+    wait_children(
+        &client,
+        &ns.name,
+        &["Deployment", "Service", "NetworkPolicy"],
+    )
+    .await?;
+    assert_eq!(
+        standby.metrics.reconciles.get(),
+        0,
+        "the standby must not reconcile"
+    );
+
+    // The leader stops (as on SIGTERM): it releases the Lease and the standby
+    // takes over without waiting for expiry, and acts on the next change.
+    leader.stop.send(true)?;
+    let outcome = leader.task.await?.map_err(anyhow::Error::msg)?;
+    assert_eq!(outcome, Outcome::Stopped);
+    eventually("the standby leads", DEFAULT_TIMEOUT, || async {
+        ensure!(standby.metrics.leader.get() == 1, "not yet");
+        ensure!(
+            lease_holder(&client, &ns.name).await?.as_deref() == Some(standby.id.as_str()),
+            "holder"
+        );
+        Ok(())
+    })
+    .await?;
+    ns.control_plane()
+        .kubectl_ok(&["scale", "cmw/relay", "--replicas=2", "-n", &ns.name])?;
+    eventually("the new leader reconciles", DEFAULT_TIMEOUT, || async {
+        let d = get::<Deployment>(&client, &ns.name, NAME).await?;
+        ensure!(d.spec.and_then(|s| s.replicas) == Some(2), "not yet");
+        Ok(())
+    })
+    .await?;
+    standby.stop.send(true)?;
+    let _ = standby.task.await?;
+    Ok(())
+}
