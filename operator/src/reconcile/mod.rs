@@ -200,3 +200,86 @@ async fn patch_status(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::events::Reporter;
+
+    /// A context whose client points nowhere: the paths tested here make no request.
+    fn offline_context() -> Arc<Context> {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
+        let client = Client::try_from(config).expect("client");
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+        );
+        Arc::new(Context::new(
+            client,
+            "img".into(),
+            recorder,
+            Arc::new(Metrics::default()),
+        ))
+    }
+
+    fn malformed() -> Arc<DeserializeGuard<ClaudeMiddleware>> {
+        let guard: DeserializeGuard<ClaudeMiddleware> = serde_json::from_value(json!({
+            "apiVersion": "middleware.claude-relay.io/v1alpha1",
+            "kind": "ClaudeMiddleware",
+            "metadata": {"name": "broken", "namespace": "ai"},
+            "spec": {"target": {"url": 42}},
+        }))
+        .expect("a guard always deserializes");
+        assert!(guard.0.is_err());
+        Arc::new(guard)
+    }
+
+    #[tokio::test]
+    async fn malformed_object_is_reported_and_waits_for_an_edit() {
+        let ctx = offline_context();
+        let guard = malformed();
+        let err = reconcile(guard.clone(), ctx.clone())
+            .await
+            .expect_err("malformed");
+        assert_eq!(err.metric_label(), "malformed");
+        assert!(err.to_string().contains("ai/broken"), "{err}");
+        assert_eq!(
+            error_policy(guard, &err, ctx.clone()),
+            Action::await_change()
+        );
+        assert!(
+            ctx.metrics
+                .encode()
+                .contains("reconcile_errors_total{error=\"malformed\"} 1")
+        );
+    }
+
+    #[tokio::test]
+    async fn backoff_is_per_object_and_exponential() {
+        let ctx = offline_context();
+        let cr = |name: &str| {
+            let mut cr = crate::render::testdata::minimal();
+            cr.metadata.name = Some(name.into());
+            Arc::new(DeserializeGuard(Ok(cr)))
+        };
+        let err = || Error::SecretMissing {
+            namespace: "ai".into(),
+            name: "x".into(),
+        };
+        let delays: Vec<Action> = (0..10)
+            .map(|_| error_policy(cr("a"), &err(), ctx.clone()))
+            .collect();
+        assert_eq!(delays[0], Action::requeue(Duration::from_secs(2)));
+        assert_eq!(delays[1], Action::requeue(Duration::from_secs(4)));
+        assert_eq!(delays[2], Action::requeue(Duration::from_secs(8)));
+        assert_eq!(delays[9], Action::requeue(BACKOFF_MAX));
+        // Another object starts from the beginning.
+        assert_eq!(
+            error_policy(cr("b"), &err(), ctx.clone()),
+            Action::requeue(Duration::from_secs(2))
+        );
+    }
+}
