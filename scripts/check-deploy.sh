@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Checks deploy/ against the real API server of a running local control plane:
+#  1. deploy/crd/ is an exact copy of crds/ (kustomize cannot reach ../crds);
+#  2. `kubectl apply --server-side --dry-run=server -k deploy/` and every
+#     example pass (CRD installed first, as a user would);
+#  3. deploy/ applied for real, the operator binary runs with a kubeconfig that
+#     authenticates as the deploy/ ServiceAccount (TokenRequest token) and
+#     reconciles the production example: children created, a switched-off
+#     Ingress pruned, a missing Secret reported as an Event, its Lease taken.
+#     So the RBAC is enough; and verbs outside it are refused, so it is not
+#     cluster-admin.
+#
+#   scripts/check-deploy.sh [CONTROLPLANE_DIR]
+# (default: $CLAUDE_MIDDLEWARE_CONTROLPLANE, as set by scripts/test.sh).
+# Binaries come from ${CMW_BIN_DIR:-target/debug} (built by the test command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+. scripts/lib/common.sh
+
+cp_dir=${1:-${CLAUDE_MIDDLEWARE_CONTROLPLANE:-}}
+[ -n "$cp_dir" ] && [ -s "$cp_dir/kubeconfig" ] || die "usage: $0 CONTROLPLANE_DIR (a running tests/controlplane/up.sh DIR)"
+bin_dir=${CMW_BIN_DIR:-$root/target/debug}
+operator_bin=$bin_dir/claude-middleware-operator
+[ -x "$operator_bin" ] || die "$operator_bin missing: cargo build --workspace --bins"
+k() { "$cp_dir/bin/kubectl" --kubeconfig "$cp_dir/kubeconfig" "$@"; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cmw-check-deploy.XXXXXX")
+ns=check-deploy-$$-$RANDOM
+operator_pid=
+cleanup() {
+  local rc=$?
+  [ -n "$operator_pid" ] && kill -TERM "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null
+  if [ "$rc" -ne 0 ] && [ -s "$work/operator.log" ]; then
+    echo "--- operator log (last 40 lines)"; tail -n 40 "$work/operator.log"
+  fi
+  k delete namespace "$ns" --wait=false --ignore-not-found >/dev/null 2>&1 || true
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+step "deploy/crd/claudemiddleware.yaml is a copy of crds/claudemiddleware.yaml"
+cmp -s crds/claudemiddleware.yaml deploy/crd/claudemiddleware.yaml ||
+  die "deploy/crd/claudemiddleware.yaml is stale: cp crds/claudemiddleware.yaml deploy/crd/claudemiddleware.yaml"
+say ok
+
+step "server-side dry run of deploy/ and deploy/examples/"
+# A dry run cannot create the namespace its namespaced objects go in, and the
+# examples need the CRD: install those two first, as `kubectl apply -k` would.
+k apply --server-side --force-conflicts -f deploy/namespace.yaml -f deploy/crd/claudemiddleware.yaml >/dev/null
+k wait --for=condition=Established --timeout=60s crd/claudemiddlewares.middleware.claude-relay.io >/dev/null
+k apply --server-side --force-conflicts --dry-run=server -k deploy/ >"$work/dry-run.out"
+sed 's/^/    /' "$work/dry-run.out"
+grep -q 'deployment.apps/claude-middleware-operator serverside-applied (server dry run)' "$work/dry-run.out"
+k get namespace claude-relay >/dev/null 2>&1 || k create namespace claude-relay >/dev/null
+for example in deploy/examples/*.yaml; do
+  k apply --server-side --dry-run=server -f "$example" | sed 's/^/    /'
+done
+
+step "kubectl apply --server-side -k deploy/ (for real)"
+k apply --server-side --force-conflicts -k deploy/ >/dev/null
+say applied
+
+step "a kubeconfig of the ServiceAccount claude-middleware-operator (TokenRequest)"
+token=$(k -n claude-middleware-system create token claude-middleware-operator --duration=1h)
+server=$(k config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
+k config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$work/ca.crt"
+sa_kubeconfig=$work/sa.kubeconfig
+kk() { "$cp_dir/bin/kubectl" --kubeconfig "$sa_kubeconfig" "$@"; }
+kk config set-cluster local --server="$server" --certificate-authority="$work/ca.crt" --embed-certs >/dev/null
+kk config set-credentials operator --token="$token" >/dev/null
+kk config set-context operator --cluster=local --user=operator >/dev/null
+kk config use-context operator >/dev/null
+[ "$(kk auth whoami -o jsonpath='{.status.userInfo.username}')" = "system:serviceaccount:claude-middleware-system:claude-middleware-operator" ] ||
+  die "the token does not authenticate as the ServiceAccount"
+say "authenticates as system:serviceaccount:claude-middleware-system:claude-middleware-operator"
+
+step "the role is least privilege: requests outside it are refused"
+refused() {
+  local out
+  if out=$(kk "$@" 2>&1); then die "allowed, but must be refused: kubectl $*"; fi
+  grep -qi forbidden <<<"$out" || die "kubectl $* failed, but not with Forbidden: $out"
+  say "refused: kubectl $*"
+}
+refused get configmaps -A
+refused -n kube-system create secret generic stolen --from-literal=a=b
+refused -n kube-system delete deployment anything
+refused get nodes
+refused create clusterrolebinding escalate --clusterrole=cluster-admin --user=me
+cannot() { if kk auth can-i "$@" >/dev/null 2>&1; then die "can-i $*: yes, must be no"; fi; }
+can() { kk auth can-i "$@" >/dev/null 2>&1 || die "can-i $*: no, must be yes"; }
+cannot '*' '*' -A
+cannot delete deployments -A
+cannot delete services -A
+cannot update claudemiddlewares -A
+cannot delete claudemiddlewares -A
+cannot create secrets -A
+cannot create leases.coordination.k8s.io -n default
+cannot delete leases.coordination.k8s.io -n claude-middleware-system
+can patch claudemiddlewares --subresource=status -A
+can create leases.coordination.k8s.io -n claude-middleware-system
+say "can-i: no to '*' '*', delete deployments/services/claudemiddlewares, update claudemiddlewares, create secrets, leases outside its namespace"
+
+step "the operator, as that ServiceAccount, reconciles the production example"
+k create namespace "$ns" >/dev/null
+# The example with its namespace renamed, so the check owns what it creates.
+sed -e "s/^  name: claude-relay$/  name: $ns/" -e "s/namespace: claude-relay$/namespace: $ns/" \
+  deploy/examples/production.yaml >"$work/production.yaml"
+metrics_port=$(free_port)
+KUBECONFIG=$sa_kubeconfig WATCH_NAMESPACE=$ns POD_NAMESPACE=claude-middleware-system \
+  LEASE_NAME=check-deploy-$$ POD_NAME=check-deploy-$$ LEADER_ELECTION=true \
+  METRICS_ADDR=127.0.0.1:$metrics_port RUST_LOG=info \
+  "$operator_bin" run >"$work/operator.log" 2>&1 &
+operator_pid=$!
+k apply --server-side -f "$work/production.yaml" | sed 's/^/    /'
+children() {
+  local kind
+  for kind in deployment service networkpolicy ingress horizontalpodautoscaler poddisruptionbudget; do
+    k -n "$ns" get "$kind" relay-production >/dev/null 2>&1 || return 1
+  done
+}
+wait_for 90 "the six children of relay-production" children
+say "Deployment, Service, NetworkPolicy, Ingress, HPA and PDB created"
+status_seen() { [ -n "$(k -n "$ns" get cmw relay-production -o jsonpath='{.status.observedGeneration}')" ]; }
+wait_for 60 "the status of relay-production" status_seen
+say "status written: $(k -n "$ns" get cmw relay-production -o jsonpath='{range .status.conditions[*]}{.type}={.status} {end}')"
+holder=$(k -n claude-middleware-system get lease "check-deploy-$$" -o jsonpath='{.spec.holderIdentity}')
+[ "$holder" = "check-deploy-$$" ] || die "Lease check-deploy-$$ held by '$holder'"
+say "leader Lease taken in claude-middleware-system"
+
+k -n "$ns" patch cmw relay-production --type=merge -p '{"spec":{"ingress":{"enabled":false}}}' >/dev/null
+ingress_gone() { ! k -n "$ns" get ingress relay-production >/dev/null 2>&1; }
+wait_for 60 "the Ingress to be pruned" ingress_gone
+say "Ingress switched off → pruned (delete)"
+
+cat <<YAML | k apply --server-side -f - >/dev/null
+apiVersion: middleware.claude-relay.io/v1alpha1
+kind: ClaudeMiddleware
+metadata: {name: missing-secret, namespace: $ns}
+spec:
+  target: {url: "http://claude-relay:3001"}
+  redis: {host: redis, passwordSecretRef: {name: does-not-exist, key: password}}
+YAML
+event_seen() { k -n "$ns" get events.events.k8s.io --field-selector regarding.name=missing-secret -o name | grep -q .; }
+wait_for 60 "a Warning Event about missing-secret" event_seen
+say "missing Secret → Event recorded ($(k -n "$ns" get events.events.k8s.io --field-selector regarding.name=missing-secret -o jsonpath='{.items[0].reason}'))"
+if grep -qi forbidden "$work/operator.log"; then
+  grep -i forbidden "$work/operator.log" | head -5
+  die "the operator was refused something it needs (see above)"
+fi
+say "no Forbidden in the operator's log"
+echo
+echo "check-deploy: ok"
