@@ -1,7 +1,10 @@
-.PHONY: demo test lint
+.PHONY: demo demo-clean test lint
 # The two commands of README.md.
 demo:
 	./scripts/demo.sh
+# Stops everything the demo started (it leaves it running for you to try).
+demo-clean:
+	./scripts/demo.sh clean
 test:
 	./scripts/test.sh
 lint:

@@ -5,8 +5,9 @@
 #     example pass (CRD installed first, as a user would);
 #  3. deploy/ applied for real, the operator binary runs with a kubeconfig that
 #     authenticates as the deploy/ ServiceAccount (TokenRequest token) and
-#     reconciles the production example: children created, a switched-off
-#     Ingress pruned, a missing Secret reported as an Event, its Lease taken.
+#     reconciles both examples: children created, `kubectl scale cmw` followed,
+#     a switched-off Ingress pruned, a missing Secret reported as an Event, its
+#     Lease taken.
 #     So the RBAC is enough; and verbs outside it are refused, so it is not
 #     cluster-admin.
 #
@@ -26,7 +27,6 @@ operator_bin=$bin_dir/claude-middleware-operator
 k() { "$cp_dir/bin/kubectl" --kubeconfig "$cp_dir/kubeconfig" "$@"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cmw-check-deploy.XXXXXX")
-ns=check-deploy-$$-$RANDOM
 operator_pid=
 cleanup() {
   local rc=$?
@@ -34,18 +34,25 @@ cleanup() {
   if [ "$rc" -ne 0 ] && [ -s "$work/operator.log" ]; then
     echo "--- operator log (last 40 lines)"; tail -n 40 "$work/operator.log"
   fi
-  k delete namespace "$ns" --wait=false --ignore-not-found >/dev/null 2>&1 || true
+  k delete namespace claude-relay --wait=false --ignore-not-found >/dev/null 2>&1 || true
+  k -n claude-middleware-system delete lease "check-deploy-$$" --ignore-not-found >/dev/null 2>&1 || true
   rm -rf "$work"
   exit "$rc"
 }
 trap cleanup EXIT
 
-step "deploy/crd/claudemiddleware.yaml is a copy of crds/claudemiddleware.yaml"
+step "deploy/crd/claudemiddleware.yaml is a copy of crds/claudemiddleware.yaml, which is current"
+# The README's regeneration command (the operator's own test checks crds/ too).
+cargo run -p claude-middleware-operator -- crd 2>/dev/null >"$work/crd.yaml"
+cmp -s "$work/crd.yaml" crds/claudemiddleware.yaml ||
+  die "crds/claudemiddleware.yaml is stale: cargo run -p claude-middleware-operator -- crd > crds/claudemiddleware.yaml"
 cmp -s crds/claudemiddleware.yaml deploy/crd/claudemiddleware.yaml ||
   die "deploy/crd/claudemiddleware.yaml is stale: cp crds/claudemiddleware.yaml deploy/crd/claudemiddleware.yaml"
 say ok
 
 step "server-side dry run of deploy/ and deploy/examples/"
+# A previous run's claude-relay namespace may still be terminating.
+k wait --for=delete namespace/claude-relay --timeout=90s >/dev/null 2>&1 || true
 # A dry run cannot create the namespace its namespaced objects go in, and the
 # examples need the CRD: install those two first, as `kubectl apply -k` would.
 k apply --server-side --force-conflicts -f deploy/namespace.yaml -f deploy/crd/claudemiddleware.yaml >/dev/null
@@ -53,14 +60,26 @@ k wait --for=condition=Established --timeout=60s crd/claudemiddlewares.middlewar
 k apply --server-side --force-conflicts --dry-run=server -k deploy/ >"$work/dry-run.out"
 sed 's/^/    /' "$work/dry-run.out"
 grep -q 'deployment.apps/claude-middleware-operator serverside-applied (server dry run)' "$work/dry-run.out"
-k get namespace claude-relay >/dev/null 2>&1 || k create namespace claude-relay >/dev/null
+k create namespace claude-relay --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 for example in deploy/examples/*.yaml; do
   k apply --server-side --dry-run=server -f "$example" | sed 's/^/    /'
 done
 
 step "kubectl apply --server-side -k deploy/ (for real)"
 k apply --server-side --force-conflicts -k deploy/ >/dev/null
-say applied
+# The README's install command, as a user runs it (a no-op now).
+k apply --server-side -k deploy/ | sed 's/^/    /'
+k wait --for=condition=Established crd/claudemiddlewares.middleware.claude-relay.io | sed 's/^/    /'
+
+step "Argo CD: the README's argocd-cm patch applies with kubectl"
+k create namespace argocd --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k -n argocd create configmap argocd-cm --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+kubectl() { k "$@"; }
+kubectl -n argocd patch configmap argocd-cm --type merge --patch-file deploy/gitops/argocd/argocd-cm-patch.yaml | sed 's/^/    /'
+k -n argocd get configmap argocd-cm -o go-template='{{index .data "resource.customizations.health.middleware.claude-relay.io_ClaudeMiddleware"}}' | cmp -s - deploy/gitops/argocd/health.lua ||
+  die "argocd-cm does not carry health.lua after the patch"
+k delete namespace argocd --wait=false >/dev/null
+say "argocd-cm carries health.lua"
 
 step "a kubeconfig of the ServiceAccount claude-middleware-operator (TokenRequest)"
 token=$(k -n claude-middleware-system create token claude-middleware-operator --duration=1h)
@@ -102,49 +121,60 @@ can patch claudemiddlewares --subresource=status -A
 can create leases.coordination.k8s.io -n claude-middleware-system
 say "can-i: no to '*' '*', delete deployments/services/claudemiddlewares, update claudemiddlewares, create secrets, leases outside its namespace"
 
-step "the operator, as that ServiceAccount, reconciles the production example"
-k create namespace "$ns" >/dev/null
-# The example with its namespace renamed, so the check owns what it creates.
-sed -e "s/^  name: claude-relay$/  name: $ns/" -e "s/namespace: claude-relay$/namespace: $ns/" \
-  deploy/examples/production.yaml >"$work/production.yaml"
+step "the operator, as that ServiceAccount, reconciles the examples (README commands)"
+# As deployed: watching every namespace. The examples go to their own
+# namespace, claude-relay, which this check deletes afterwards.
 metrics_port=$(free_port)
-KUBECONFIG=$sa_kubeconfig WATCH_NAMESPACE=$ns POD_NAMESPACE=claude-middleware-system \
+KUBECONFIG=$sa_kubeconfig POD_NAMESPACE=claude-middleware-system \
   LEASE_NAME=check-deploy-$$ POD_NAME=check-deploy-$$ LEADER_ELECTION=true \
   METRICS_ADDR=127.0.0.1:$metrics_port RUST_LOG=info \
   "$operator_bin" run >"$work/operator.log" 2>&1 &
 operator_pid=$!
-k apply --server-side -f "$work/production.yaml" | sed 's/^/    /'
+kubectl() { k "$@"; }
+kubectl apply --server-side -f deploy/examples/minimal.yaml | sed 's/^/    /'
+kubectl apply --server-side -f deploy/examples/production.yaml | sed 's/^/    /'
 children() {
-  local kind
-  for kind in deployment service networkpolicy ingress horizontalpodautoscaler poddisruptionbudget; do
-    k -n "$ns" get "$kind" relay-production >/dev/null 2>&1 || return 1
-  done
+  local ns=$1 name=$2 kind
+  shift 2
+  for kind in "$@"; do k -n "$ns" get "$kind" "$name" >/dev/null 2>&1 || return 1; done
 }
-wait_for 90 "the six children of relay-production" children
-say "Deployment, Service, NetworkPolicy, Ingress, HPA and PDB created"
-status_seen() { [ -n "$(k -n "$ns" get cmw relay-production -o jsonpath='{.status.observedGeneration}')" ]; }
+wait_for 90 "the children of relay-production" children claude-relay relay-production \
+  deployment service networkpolicy ingress horizontalpodautoscaler poddisruptionbudget
+wait_for 90 "the children of relay" children claude-relay relay deployment service networkpolicy
+say "relay-production: Deployment, Service, NetworkPolicy, Ingress, HPA and PDB; relay: Deployment, Service, NetworkPolicy"
+status_seen() { [ -n "$(k -n claude-relay get cmw relay-production -o jsonpath='{.status.observedGeneration}')" ]; }
 wait_for 60 "the status of relay-production" status_seen
-say "status written: $(k -n "$ns" get cmw relay-production -o jsonpath='{range .status.conditions[*]}{.type}={.status} {end}')"
+say "status written: $(k -n claude-relay get cmw relay-production -o jsonpath='{range .status.conditions[*]}{.type}={.status} {end}')"
+kubectl get cmw -A | sed 's/^/    /'
+kubectl get deploy,svc,netpol,ingress,hpa,pdb -A -l app.kubernetes.io/managed-by=claude-middleware-operator >/dev/null
+kubectl -n claude-relay describe cmw relay-production >/dev/null
+kubectl -n claude-relay get events --field-selector involvedObject.name=relay-production >/dev/null
+kubectl -n claude-relay get networkpolicy relay-production -o yaml >/dev/null
 holder=$(k -n claude-middleware-system get lease "check-deploy-$$" -o jsonpath='{.spec.holderIdentity}')
 [ "$holder" = "check-deploy-$$" ] || die "Lease check-deploy-$$ held by '$holder'"
 say "leader Lease taken in claude-middleware-system"
 
-k -n "$ns" patch cmw relay-production --type=merge -p '{"spec":{"ingress":{"enabled":false}}}' >/dev/null
-ingress_gone() { ! k -n "$ns" get ingress relay-production >/dev/null 2>&1; }
+kubectl -n claude-relay scale cmw relay --replicas=3 | sed 's/^/    /'
+scaled() { [ "$(k -n claude-relay get deployment relay -o jsonpath='{.spec.replicas}')" = 3 ]; }
+wait_for 60 "deployment/relay to follow kubectl scale cmw" scaled
+say "kubectl scale cmw relay --replicas=3 → deployment/relay has 3 replicas (and a PDB: $(k -n claude-relay get pdb relay -o jsonpath='{.spec.maxUnavailable}') max unavailable)"
+
+k -n claude-relay patch cmw relay-production --type=merge -p '{"spec":{"ingress":{"enabled":false}}}' >/dev/null
+ingress_gone() { ! k -n claude-relay get ingress relay-production >/dev/null 2>&1; }
 wait_for 60 "the Ingress to be pruned" ingress_gone
 say "Ingress switched off → pruned (delete)"
 
 cat <<YAML | k apply --server-side -f - >/dev/null
 apiVersion: middleware.claude-relay.io/v1alpha1
 kind: ClaudeMiddleware
-metadata: {name: missing-secret, namespace: $ns}
+metadata: {name: missing-secret, namespace: claude-relay}
 spec:
   target: {url: "http://claude-relay:3001"}
   redis: {host: redis, passwordSecretRef: {name: does-not-exist, key: password}}
 YAML
-event_seen() { k -n "$ns" get events.events.k8s.io --field-selector regarding.name=missing-secret -o name | grep -q .; }
+event_seen() { k -n claude-relay get events.events.k8s.io --field-selector regarding.name=missing-secret -o name | grep -q .; }
 wait_for 60 "a Warning Event about missing-secret" event_seen
-say "missing Secret → Event recorded ($(k -n "$ns" get events.events.k8s.io --field-selector regarding.name=missing-secret -o jsonpath='{.items[0].reason}'))"
+say "missing Secret → Event recorded ($(k -n claude-relay get events.events.k8s.io --field-selector regarding.name=missing-secret -o jsonpath='{.items[0].reason}'))"
 if grep -qi forbidden "$work/operator.log"; then
   grep -i forbidden "$work/operator.log" | head -5
   die "the operator was refused something it needs (see above)"

@@ -20,9 +20,12 @@ import re
 import subprocess
 import sys
 
-import yaml
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+try:
+    import yaml
+except ImportError:  # a fresh machine: Debian's python3-yaml, else pip
+    subprocess.run([os.path.join(ROOT, "scripts/lib/ensure-pyyaml.sh")], check=True)
+    import yaml
 os.chdir(ROOT)
 failures = []
 
