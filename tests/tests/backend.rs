@@ -532,8 +532,18 @@ async fn the_binary_in_fast_mode_announces_its_port() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    /// Kills the child even when an assertion fails.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _child = KillOnDrop(child);
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
+    std::io::BufReader::new(stdout)
         .read_line(&mut line)
         .unwrap();
     let port: u16 = line
@@ -558,8 +568,6 @@ async fn the_binary_in_fast_mode_announces_its_port() {
     .await
     .unwrap();
     assert_eq!(events.len(), 7);
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[tokio::test]
