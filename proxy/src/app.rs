@@ -14,8 +14,10 @@ use crate::auth::{Authenticator, KeySet};
 use crate::config::Config;
 use crate::errors::{error_response, json_response};
 use crate::forward::{ProxyBody, Target, UpstreamClient, build_client, forward};
-use crate::metrics::{AccountLabels, Metrics};
-use crate::routing::Router;
+use crate::metrics::{AccountIdLabels, AccountLabels, Metrics};
+use crate::routing::{FailureKind, Router};
+use crate::sessions::Sessions;
+use crate::shared::SharedHealth;
 
 /// The route prefixes the Go middleware proxied, all methods.
 pub const PROXIED_PREFIXES: [&str; 6] = [
@@ -31,7 +33,9 @@ pub struct App {
     pub config: Config,
     pub auth: Authenticator,
     pub pool: Arc<Pool>,
-    pub router: Router,
+    pub router: Arc<Router>,
+    pub shared: Arc<SharedHealth>,
+    pub sessions: Sessions,
     pub client: UpstreamClient,
     pub metrics: Arc<Metrics>,
     pub target: Target,
@@ -45,13 +49,25 @@ impl App {
         Ok(Self {
             auth: Authenticator::new(config.auth.enabled, config.auth.prefix.clone(), keys),
             pool: Arc::new(Pool::new()),
-            router: Router::new(),
+            router: Arc::new(Router::new()),
+            shared: Arc::new(SharedHealth::new(
+                config.shared_health,
+                config.health_key_prefix.clone(),
+            )),
+            sessions: Sessions::new(config.sticky_session_ttl),
             client,
             metrics: Arc::new(Metrics::new()),
             target,
             draining: AtomicBool::new(false),
             config,
         })
+    }
+
+    /// Benches an account here and, with shared health, on every replica.
+    pub fn bench(&self, account: &Arc<str>, kind: FailureKind, cooldown: std::time::Duration) {
+        let now = now_ms();
+        let in_force = self.router.cool_down(account, kind, cooldown, now);
+        self.shared.publish_cooldown(account, in_force, now);
     }
 
     /// From now on `/ready` answers 503, so load balancers stop sending.
@@ -203,6 +219,15 @@ fn refresh_state_gauges(app: &App) {
         .set(pool.as_ref().map_or(0, |p| p.accounts.len() as i64));
     let cooling = app.router.active_cooldowns(now);
     m.cooling_accounts.set(cooling.len() as i64);
+    m.account_healthy.clear();
+    for account in pool.iter().flat_map(|p| p.accounts.iter()) {
+        let healthy = !cooling.iter().any(|(id, _)| *id == account.id);
+        m.account_healthy
+            .get_or_create(&AccountIdLabels {
+                account: account.short_id().to_string(),
+            })
+            .set(i64::from(healthy));
+    }
     m.account_cooldown_seconds.clear();
     for (id, cooldown) in cooling {
         m.account_cooldown_seconds

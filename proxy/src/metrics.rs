@@ -58,6 +58,12 @@ pub struct AccountLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccountIdLabels {
+    /// The first 8 characters of the id.
+    pub account: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -68,6 +74,7 @@ pub struct Metrics {
     pub pool_accounts: Gauge,
     pub cooling_accounts: Gauge,
     pub account_cooldown_seconds: Family<AccountLabels, Gauge<f64, AtomicU64>>,
+    pub account_healthy: Family<AccountIdLabels, Gauge>,
     pub redis_errors: Counter,
     pub redis_last_success_age_seconds: Gauge<f64, AtomicU64>,
 }
@@ -98,6 +105,7 @@ impl Metrics {
             pool_accounts: Gauge::default(),
             cooling_accounts: Gauge::default(),
             account_cooldown_seconds: Family::default(),
+            account_healthy: Family::default(),
             redis_errors: Counter::default(),
             redis_last_success_age_seconds: Gauge::default(),
             registry: Registry::default(),
@@ -141,6 +149,11 @@ impl Metrics {
             "account_cooldown_seconds",
             "Seconds until an account in cooldown returns to rotation, by account and reason",
             metrics.account_cooldown_seconds.clone(),
+        );
+        registry.register(
+            "account_healthy",
+            "1 when a schedulable account is in rotation, 0 while it cools down",
+            metrics.account_healthy.clone(),
         );
         registry.register(
             "redis_errors",

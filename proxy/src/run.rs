@@ -6,11 +6,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::accounts::run_refresher;
 use crate::app::App;
 use crate::config::{Config, ConfigError};
 use crate::keys_file::{combined_keys, read_keys_file, watch_keys_file};
+use crate::refresh::run_refresher;
 use crate::server::serve;
+use crate::shared::run_subscriber;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -59,11 +60,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
 
     let (stop_tasks, tasks_stopped) = watch::channel(false);
-    tokio::spawn(run_refresher(
-        app.pool.clone(),
-        app.metrics.clone(),
+    tokio::spawn(run_refresher(app.clone(), tasks_stopped.clone()));
+    tokio::spawn(run_subscriber(
+        app.shared.clone(),
+        app.router.clone(),
         app.config.redis.url.clone(),
-        app.config.account_refresh_interval,
         tasks_stopped.clone(),
     ));
     if let (Some(path), Some(text)) = (app.config.auth.keys_file.clone(), keys_file_text) {

@@ -12,3 +12,4 @@ pub mod fixture_accounts;
 pub mod ports;
 pub mod proxy;
 pub mod redis;
+pub mod stack;

@@ -10,118 +10,11 @@ use cmw_tests::fixture_accounts::{A1, A2, A3, A7, SCHEDULABLE_IN_ORDER, UNSCHEDU
 use cmw_tests::ports::free_port;
 use cmw_tests::proxy::ProxyProcess;
 use cmw_tests::redis::RedisServer;
+use cmw_tests::stack::{
+    CLIENT_KEY, Stack, assert_anthropic_error, get_json, raw_request, served_by, start_proxy,
+    wait_ready, wait_until,
+};
 use serde_json::Value;
-
-const CLIENT_KEY: &str = "cr_test_client_key_0001";
-
-struct Stack {
-    redis: RedisServer,
-    backend: Backend,
-    proxy: ProxyProcess,
-}
-
-impl Stack {
-    async fn start(extra: &[(&str, &str)]) -> Stack {
-        let redis = RedisServer::start_with_fixtures();
-        let backend = Backend::start().await;
-        let proxy = start_proxy(&redis.url(), &backend.url(), extra);
-        wait_ready(&proxy.url()).await;
-        Stack {
-            redis,
-            backend,
-            proxy,
-        }
-    }
-
-    fn url(&self) -> String {
-        self.proxy.url()
-    }
-
-    /// Which accounts the backend saw, by fixture name, in order.
-    fn accounts_seen(&self) -> Vec<&'static str> {
-        self.backend
-            .keys_seen()
-            .iter()
-            .map(|k| name_of(k))
-            .collect()
-    }
-}
-
-fn start_proxy(redis_url: &str, target: &str, extra: &[(&str, &str)]) -> ProxyProcess {
-    let mut env: Vec<(&str, &str)> = vec![
-        ("REDIS_URL", redis_url),
-        ("TARGET_URL", target),
-        ("ACCOUNT_REFRESH_INTERVAL", "1s"),
-        ("GIN_MODE", "release"),
-    ];
-    env.extend_from_slice(extra);
-    ProxyProcess::start(&env)
-}
-
-async fn get_json(url: &str) -> (u16, Value) {
-    let response = http().get(url).send().await.expect("GET");
-    let status = response.status().as_u16();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
-    (status, body)
-}
-
-async fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = get_json(&format!("{base}/ready")).await;
-        if status == 200 && body["status"] == "ready" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "proxy not ready: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn served_by(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let account = response
-        .headers()
-        .get("x-stand-in-account")
-        .and_then(|v| v.to_str().ok())
-        .map(|k| name_of(k).to_string())
-        .unwrap_or_default();
-    let _ = response.bytes().await;
-    (status, account)
-}
-
-/// Sends bytes as they are and reads the answer until the server closes.
-async fn raw_request(port: u16, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-fn assert_anthropic_error(body: &Value, error_type: &str) {
-    assert_eq!(body["type"], "error", "{body}");
-    assert_eq!(body["error"]["type"], error_type, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_ready_and_unknown_routes() {
@@ -255,8 +148,13 @@ async fn fails_over_on_account_errors() {
         Behaviour::ServerError(503),
     ];
     for failure in failures {
-        // Fresh state per case: a new proxy so no earlier cooldown interferes.
-        let proxy = start_proxy(&stack.redis.url(), &stack.backend.url(), &[]);
+        // Fresh state per case: a new proxy with its own memory, so no
+        // earlier cooldown interferes.
+        let proxy = start_proxy(
+            &stack.redis.url(),
+            &stack.backend.url(),
+            &[("SHARED_HEALTH", "false")],
+        );
         wait_ready(&proxy.url()).await;
         stack.backend.clear_scripts();
         stack.backend.reset_records();

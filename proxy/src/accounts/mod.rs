@@ -3,10 +3,17 @@
 
 mod account;
 mod pool;
-mod refresher;
 mod source;
 
 pub use account::{Account, DEFAULT_PRIORITY, Exclusion, parse_account, short_id};
 pub use pool::{Pool, PoolSnapshot, Readiness, RefreshStatus, readiness};
-pub use refresher::{now_ms, run_refresher};
 pub use source::{ACCOUNT_KEY_PREFIX, INDEX_KEY, connect, load_accounts};
+
+/// The wall clock in milliseconds: cooldowns and the relay's timestamps are
+/// wall-clock times, so that replicas agree on them.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -59,14 +59,14 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Full { body } => body.is_end_stream(),
-            Self::Upstream { body } => body.inner.is_end_stream(),
+            Self::Upstream { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Full { body } => body.size_hint(),
-            Self::Upstream { body } => body.inner.size_hint(),
+            Self::Upstream { body } => body.size_hint(),
         }
     }
 }
@@ -101,17 +101,25 @@ pin_project! {
         #[pin]
         idle: Sleep,
         idle_timeout: Duration,
+        // Bytes read ahead (the first SSE event), sent before the rest.
+        prefix: Option<Bytes>,
         guard: RecordGuard,
     }
 }
 
 impl UpstreamBody {
-    pub fn new(inner: Incoming, idle_timeout: Duration, record: RequestRecord) -> Self {
+    pub fn new(
+        inner: Incoming,
+        prefix: Bytes,
+        idle_timeout: Duration,
+        record: RequestRecord,
+    ) -> Self {
         record.metrics.inflight_streams.inc();
         Self {
             inner,
             idle: tokio::time::sleep(idle_timeout),
             idle_timeout,
+            prefix: (!prefix.is_empty()).then_some(prefix),
             guard: RecordGuard {
                 record: Some(record),
             },
@@ -128,6 +136,15 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let mut this = self.project();
+        if let Some(prefix) = this.prefix.take() {
+            if let Some(record) = this.guard.record.as_mut() {
+                record.on_chunk(prefix.len());
+            }
+            if this.inner.is_end_stream() {
+                this.guard.finish(RequestOutcome::Completed, None);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
         match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle
@@ -162,10 +179,17 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.prefix.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let prefix = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + prefix);
+        }
+        hint.set_lower(inner.lower() + prefix);
+        hint
     }
 }

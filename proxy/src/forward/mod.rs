@@ -5,7 +5,9 @@
 
 mod body;
 mod client;
+pub mod first_event;
 pub mod headers;
+mod read_ahead;
 mod record;
 mod target;
 
@@ -28,7 +30,10 @@ use crate::accounts::{Account, now_ms};
 use crate::app::App;
 use crate::errors::{error_response, error_type_for};
 use crate::metrics::RequestOutcome;
-use crate::routing::{Outcome, Selection, classify};
+use crate::routing::outcome::account_failure;
+use crate::routing::{FailureKind, Outcome, Selection, classify};
+use crate::sessions::session_id;
+use read_ahead::ReadAhead;
 
 /// Proxies one request under `route` (the matched prefix, a metric label).
 pub async fn forward(
@@ -62,18 +67,31 @@ pub async fn forward(
         );
     };
 
+    let session = app
+        .sessions
+        .enabled()
+        .then(|| session_id(&parts.headers, &body))
+        .flatten();
+    let preferred = match &session {
+        Some(session) => app.sessions.lookup(&app.shared, session).await,
+        None => None,
+    };
+
     let mut tried: Vec<Arc<str>> = Vec::new();
     // The last account failure, answered as is when no other account is left.
-    let mut last_failure: Option<Response<Incoming>> = None;
+    let mut last_failure: Option<Attempt> = None;
     for attempt in 0..=app.config.retry_attempts {
-        let account = match app.router.pick(&pool.accounts, None, &tried, now_ms()) {
+        let account = match app
+            .router
+            .pick(&pool.accounts, preferred.as_deref(), &tried, now_ms())
+        {
             Selection::Chosen(account) => account,
             Selection::NoneAvailable {
                 retry_after,
                 all_rate_limited,
             } => {
-                if let Some(response) = last_failure {
-                    return stream_back(app, response, record);
+                if let Some(failure) = last_failure {
+                    return stream_back(app, failure, record);
                 }
                 let (status, message) = if all_rate_limited {
                     (
@@ -134,18 +152,63 @@ pub async fn forward(
             .upstream_latency
             .observe(sent.elapsed().as_secs_f64());
 
-        match classify(
+        let mut outcome = classify(
             response.status(),
             response.headers(),
             &app.config.cooldowns,
             now_ms(),
-        ) {
-            Outcome::Success | Outcome::ClientError => return stream_back(app, response, record),
+        );
+        let (parts_back, mut incoming) = response.into_parts();
+        let mut prefix = Bytes::new();
+        if outcome == Outcome::Success && read_ahead::is_event_stream(&parts_back.headers) {
+            match read_ahead::read_first_event(&mut incoming, app.config.proxy_timeout).await {
+                ReadAhead::Commit { prefix: read } => prefix = read,
+                ReadAhead::Error {
+                    error_type,
+                    prefix: read,
+                } => {
+                    prefix = read;
+                    outcome = match error_type.as_deref().map(FailureKind::from_error_type) {
+                        // A request the API refused (invalid_request_error…): the client's.
+                        Some(None) => Outcome::ClientError,
+                        Some(Some(kind)) => account_failure(
+                            kind,
+                            &parts_back.headers,
+                            &app.config.cooldowns,
+                            now_ms(),
+                        ),
+                        None => account_failure(
+                            FailureKind::ServerError,
+                            &parts_back.headers,
+                            &app.config.cooldowns,
+                            now_ms(),
+                        ),
+                    };
+                }
+                ReadAhead::Failed(error) => {
+                    let detail = format!("backend stream failed before its first event: {error}");
+                    return backend_error(record, StatusCode::BAD_GATEWAY, &detail);
+                }
+            }
+        }
+        let this_attempt = Attempt {
+            response: Response::from_parts(parts_back, incoming),
+            prefix,
+        };
+
+        match outcome {
+            Outcome::Success | Outcome::ClientError => {
+                if let Some(session) = session {
+                    app.sessions
+                        .remember(&app.shared, session, account.id.clone());
+                }
+                return stream_back(app, this_attempt, record);
+            }
             Outcome::AccountFailure { kind, cooldown } => {
-                app.router.cool_down(&account.id, kind, cooldown, now_ms());
+                app.bench(&account.id, kind, cooldown);
                 tracing::warn!(
                     account = account.short_id(),
-                    status = response.status().as_u16(),
+                    status = this_attempt.response.status().as_u16(),
                     reason = kind.as_str(),
                     cooldown_s = cooldown.as_secs(),
                     "account failed; cooling down"
@@ -153,16 +216,22 @@ pub async fn forward(
                 if attempt < app.config.retry_attempts {
                     app.metrics.record_retry(kind);
                 }
-                record.status = response.status().as_u16();
-                last_failure = Some(response);
+                record.status = this_attempt.response.status().as_u16();
+                last_failure = Some(this_attempt);
             }
         }
     }
     match last_failure {
-        Some(response) => stream_back(app, response, record),
+        Some(failure) => stream_back(app, failure, record),
         // Unreachable: the loop runs at least once and always sets it or returns.
         None => backend_error(record, StatusCode::BAD_GATEWAY, "no attempt was made"),
     }
+}
+
+/// An answer from one account, with what was read ahead of its body.
+struct Attempt {
+    response: Response<Incoming>,
+    prefix: Bytes,
 }
 
 /// The request body, held whole so it can be sent again to another account.
@@ -218,15 +287,11 @@ fn build_upstream_request(
 }
 
 /// Commits the response to the client and streams its body as it arrives.
-fn stream_back(
-    app: &App,
-    response: Response<Incoming>,
-    mut record: RequestRecord,
-) -> Response<ProxyBody> {
-    let (mut parts, body) = response.into_parts();
+fn stream_back(app: &App, attempt: Attempt, mut record: RequestRecord) -> Response<ProxyBody> {
+    let (mut parts, body) = attempt.response.into_parts();
     record.status = parts.status.as_u16();
     headers::rewrite_response_headers(&mut parts.headers);
-    let body = UpstreamBody::new(body, app.config.proxy_timeout, record);
+    let body = UpstreamBody::new(body, attempt.prefix, app.config.proxy_timeout, record);
     Response::from_parts(parts, ProxyBody::Upstream { body })
 }
 

@@ -50,16 +50,36 @@ impl Router {
     }
 
     /// Benches an account; a zero cooldown (reset already past) clears it.
-    pub fn cool_down(&self, id: &Arc<str>, kind: FailureKind, cooldown: Duration, now_ms: i64) {
+    /// Returns the cooldown now in force, to share with other replicas.
+    pub fn cool_down(
+        &self,
+        id: &Arc<str>,
+        kind: FailureKind,
+        cooldown: Duration,
+        now_ms: i64,
+    ) -> Option<Cooldown> {
         let mut state = self.state();
         if cooldown.is_zero() {
             state.cooldowns.remove(id);
-            return;
+            return None;
         }
         let until_ms = now_ms.saturating_add(cooldown.as_millis().min(i64::MAX as u128) as i64);
-        state
-            .cooldowns
-            .insert(id.clone(), Cooldown { until_ms, kind });
+        let cooldown = Cooldown { until_ms, kind };
+        state.cooldowns.insert(id.clone(), cooldown);
+        Some(cooldown)
+    }
+
+    /// A cooldown learned from another replica; `None` clears it.
+    pub fn apply_shared(&self, id: Arc<str>, cooldown: Option<Cooldown>) {
+        let mut state = self.state();
+        match cooldown {
+            Some(cooldown) => {
+                state.cooldowns.insert(id, cooldown);
+            }
+            None => {
+                state.cooldowns.remove(&id);
+            }
+        }
     }
 
     /// Active cooldowns, for metrics and logs; expired ones are dropped.

@@ -26,6 +26,18 @@ impl FailureKind {
         }
     }
 
+    /// The inverse of [`FailureKind::as_str`].
+    pub fn from_label(label: &str) -> Option<Self> {
+        [
+            Self::RateLimited,
+            Self::AuthFailed,
+            Self::Overloaded,
+            Self::ServerError,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == label)
+    }
+
     /// Anthropic's error type for the same condition, for SSE error events.
     pub fn from_error_type(error_type: &str) -> Option<Self> {
         match error_type {

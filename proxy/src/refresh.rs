@@ -1,32 +1,34 @@
 //! Keeps the pool current: re-reads Redis every refresh interval, keeps the
 //! last good pool when Redis fails, and retries quickly until the first load.
+//! Each good refresh also picks up the cooldowns other replicas stored, in
+//! case a pub/sub nudge was missed.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
-use super::Pool;
-use super::source::{connect, load_accounts};
-use crate::metrics::Metrics;
+use crate::accounts::{Pool, connect, load_accounts, now_ms};
+use crate::app::App;
 
 /// Redis must answer within this; a slow Redis is a failed refresh, not a stall.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 /// Retry period while no pool has been loaded yet.
 const FIRST_LOAD_RETRY: Duration = Duration::from_millis(500);
 
-pub async fn run_refresher(
-    pool: Arc<Pool>,
-    metrics: Arc<Metrics>,
-    redis_url: String,
-    interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run_refresher(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let pool = &app.pool;
+    let interval = app.config.account_refresh_interval;
     let mut conn: Option<ConnectionManager> = None;
     loop {
-        if !refresh_once(&pool, &redis_url, &mut conn).await {
-            metrics.redis_errors.inc();
+        if refresh_once(pool, &app.config.redis.url, &mut conn).await {
+            if let Some(conn) = &conn {
+                app.shared.set_connection(conn);
+            }
+            sync_shared_cooldowns(&app).await;
+        } else {
+            app.metrics.redis_errors.inc();
         }
         let wait = if pool.snapshot().is_none() {
             interval.min(FIRST_LOAD_RETRY)
@@ -84,9 +86,17 @@ fn fail(pool: &Pool, error: String) -> bool {
     false
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+async fn sync_shared_cooldowns(app: &App) {
+    if !app.shared.enabled() {
+        return;
+    }
+    let Some(pool) = app.pool.snapshot() else {
+        return;
+    };
+    let ids: Vec<Arc<str>> = pool.accounts.iter().map(|a| a.id.clone()).collect();
+    for (id, cooldown) in app.shared.load_cooldowns(&ids).await {
+        if cooldown.is_some() {
+            app.router.apply_shared(id, cooldown);
+        }
+    }
 }

@@ -1,0 +1,204 @@
+//! Pure parsing of the first event of a server-sent-events stream, to see
+//! whether a `200 text/event-stream` answer is really an error (the relay
+//! answers a refused streaming request that way).
+
+/// What the bytes read so far say about the first event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstEvent {
+    /// No complete event yet: read more.
+    Incomplete,
+    /// A normal first event: forward the stream.
+    Normal,
+    /// An `error` event, with Anthropic's error type when the data names one.
+    Error { error_type: Option<String> },
+}
+
+/// Looks at the first complete event, skipping comment-only blocks
+/// (`: ping`) and blocks without fields, as an SSE client would.
+pub fn first_event(buffer: &[u8]) -> FirstEvent {
+    let mut rest = buffer;
+    while let Some((block, after)) = split_block(rest) {
+        rest = after;
+        let mut name: &[u8] = b"";
+        let mut data: Vec<&[u8]> = Vec::new();
+        for line in lines(block) {
+            if line.first() == Some(&b':') {
+                continue;
+            }
+            let (field, value) = match line.iter().position(|b| *b == b':') {
+                Some(i) => (&line[..i], strip_one_space(&line[i + 1..])),
+                None => (line, &b""[..]),
+            };
+            match field {
+                b"event" => name = value,
+                b"data" => data.push(value),
+                _ => {}
+            }
+        }
+        if name.is_empty() && data.is_empty() {
+            continue;
+        }
+        let data = data.join(&b'\n');
+        let payload: Option<serde_json::Value> = serde_json::from_slice(&data).ok();
+        let payload_is_error = payload
+            .as_ref()
+            .is_some_and(|p| p.get("type").and_then(|t| t.as_str()) == Some("error"));
+        if name == b"error" || payload_is_error {
+            let error_type = payload
+                .as_ref()
+                .and_then(|p| p.pointer("/error/type"))
+                .and_then(|t| t.as_str())
+                .map(str::to_string);
+            return FirstEvent::Error { error_type };
+        }
+        return FirstEvent::Normal;
+    }
+    FirstEvent::Incomplete
+}
+
+/// The bytes up to the first blank line, and what follows it.
+fn split_block(buffer: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut i = 0;
+    while i < buffer.len() {
+        // A line ends at \r\n, \n or \r; a block ends at an empty line.
+        let end_of_line = match buffer[i] {
+            b'\n' => Some(i + 1),
+            b'\r' if buffer.get(i + 1) == Some(&b'\n') => Some(i + 2),
+            // A lone \r at the very end may still be followed by \n, unless
+            // it already ends an empty line.
+            b'\r'
+                if i + 1 == buffer.len() && !(i > 0 && matches!(buffer[i - 1], b'\n' | b'\r')) =>
+            {
+                return None;
+            }
+            b'\r' => Some(i + 1),
+            _ => None,
+        };
+        if let Some(next) = end_of_line {
+            let line_starts_block = i == 0;
+            let previous_was_eol = i > 0 && matches!(buffer[i - 1], b'\n' | b'\r');
+            if line_starts_block || previous_was_eol {
+                return Some((&buffer[..i], &buffer[next..]));
+            }
+            i = next;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    block
+        .split(|b| *b == b'\n' || *b == b'\r')
+        .filter(|line| !line.is_empty())
+}
+
+fn strip_one_space(value: &[u8]) -> &[u8] {
+    value.strip_prefix(b" ").unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_first_event() {
+        let stream = b"event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: ping\n";
+        assert_eq!(first_event(stream), FirstEvent::Normal);
+    }
+
+    #[test]
+    fn error_event_with_type() {
+        let stream = b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"x\"}}\n\n";
+        assert_eq!(
+            first_event(stream),
+            FirstEvent::Error {
+                error_type: Some("rate_limit_error".into())
+            }
+        );
+    }
+
+    #[test]
+    fn error_payload_without_event_name() {
+        let stream =
+            b"data: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\r\n\r\n";
+        assert_eq!(
+            first_event(stream),
+            FirstEvent::Error {
+                error_type: Some("overloaded_error".into())
+            }
+        );
+    }
+
+    #[test]
+    fn error_event_with_unparsable_data() {
+        assert_eq!(
+            first_event(b"event: error\ndata: oops\n\n"),
+            FirstEvent::Error { error_type: None }
+        );
+    }
+
+    #[test]
+    fn incomplete_until_the_blank_line() {
+        assert_eq!(first_event(b""), FirstEvent::Incomplete);
+        assert_eq!(
+            first_event(b"event: error\ndata: {\"ty"),
+            FirstEvent::Incomplete
+        );
+        assert_eq!(
+            first_event(b"event: message_start\ndata: {}\n"),
+            FirstEvent::Incomplete
+        );
+        assert_eq!(
+            first_event(b"event: message_start\ndata: {}\r"),
+            FirstEvent::Incomplete
+        );
+        assert_eq!(
+            first_event(b"event: message_start\ndata: {}\r\n\r\n"),
+            FirstEvent::Normal
+        );
+        assert_eq!(
+            first_event(b"event: message_start\rdata: {}\r\r"),
+            FirstEvent::Normal
+        );
+    }
+
+    #[test]
+    fn comments_and_empty_blocks_are_skipped() {
+        let stream = b": ping\n\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\"}}\n\n";
+        assert_eq!(
+            first_event(stream),
+            FirstEvent::Error {
+                error_type: Some("api_error".into())
+            }
+        );
+        assert_eq!(first_event(b": keep-alive\n\n"), FirstEvent::Incomplete);
+    }
+
+    #[test]
+    fn multi_line_data_is_joined() {
+        let stream = b"event: error\ndata: {\"type\":\"error\",\ndata: \"error\":{\"type\":\"permission_error\"}}\n\n";
+        assert_eq!(
+            first_event(stream),
+            FirstEvent::Error {
+                error_type: Some("permission_error".into())
+            }
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        for input in [
+            &b"\r"[..],
+            b"\n",
+            b"\r\n",
+            b"\n\r",
+            b"::\n\n",
+            b"data\n\n",
+            b"\xff\xfe\n\n",
+        ] {
+            let _ = first_event(input);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Reads a streamed answer up to its first SSE event before anything is sent
+//! to the client, so that a `200` whose first event is an `error` can still be
+//! retried on another account. Bounded in bytes and time.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::first_event::{FirstEvent, first_event};
+
+/// At most this much is held back; a first event this large is forwarded.
+pub const MAX_BYTES: usize = 64 * 1024;
+/// At most this long is waited for the first event (or PROXY_TIMEOUT if shorter).
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub enum ReadAhead {
+    /// Forward: these bytes first, then the rest of the body.
+    Commit { prefix: Bytes },
+    /// The first event is an error; `prefix` holds it, to forward if no
+    /// other account is left.
+    Error {
+        error_type: Option<String>,
+        prefix: Bytes,
+    },
+    /// The backend's body failed before the first event.
+    Failed(hyper::Error),
+}
+
+pub async fn read_first_event(body: &mut Incoming, max_wait: Duration) -> ReadAhead {
+    let mut buffer = BytesMut::new();
+    let deadline = tokio::time::Instant::now() + max_wait.min(MAX_WAIT);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(error))) => return ReadAhead::Failed(error),
+            // Ended, or too slow to judge: forward what there is.
+            Ok(None) | Err(_) => {
+                return ReadAhead::Commit {
+                    prefix: buffer.freeze(),
+                };
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buffer.extend_from_slice(&data);
+        match first_event(&buffer) {
+            FirstEvent::Incomplete if buffer.len() < MAX_BYTES => {}
+            FirstEvent::Incomplete | FirstEvent::Normal => {
+                return ReadAhead::Commit {
+                    prefix: buffer.freeze(),
+                };
+            }
+            FirstEvent::Error { error_type } => {
+                return ReadAhead::Error {
+                    error_type,
+                    prefix: buffer.freeze(),
+                };
+            }
+        }
+    }
+}
+
+/// Whether a response head announces an SSE stream.
+pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
