@@ -27,6 +27,8 @@ pub enum AuthError {
     Malformed,
     #[error("invalid API key")]
     Invalid,
+    #[error("more than one API key header value: send exactly one key")]
+    Ambiguous,
 }
 
 /// Splits `MIDDLEWARE_API_KEYS` or a keys file: commas or newlines, blanks and
@@ -136,6 +138,13 @@ impl Authenticator {
         if !self.enabled {
             return Ok(());
         }
+        // Two keys could be read differently by two parsers: refuse both.
+        if KEY_HEADERS
+            .iter()
+            .any(|name| headers.get_all(*name).iter().nth(1).is_some())
+        {
+            return Err(AuthError::Ambiguous);
+        }
         let key = presented_key(headers).ok_or(AuthError::Missing)?;
         if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) || !key.starts_with(&self.prefix) {
             return Err(AuthError::Malformed);
@@ -238,6 +247,25 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_key_headers_are_refused() {
+        let a = auth();
+        assert_eq!(
+            a.check(&headers(&[
+                ("x-api-key", "cr_alpha_123456"),
+                ("x-api-key", "cr_unknown_12345")
+            ])),
+            Err(AuthError::Ambiguous)
+        );
+        assert_eq!(
+            a.check(&headers(&[
+                ("x-api-key", "cr_alpha_123456"),
+                ("x-api-key", "cr_alpha_123456")
+            ])),
+            Err(AuthError::Ambiguous)
+        );
+    }
+
+    #[test]
     fn empty_key_set_fails_closed() {
         let a = Authenticator::new(true, "cr_".into(), KeySet::default());
         assert_eq!(
@@ -269,7 +297,12 @@ mod tests {
 
     #[test]
     fn error_messages_never_echo_a_key() {
-        for e in [AuthError::Missing, AuthError::Malformed, AuthError::Invalid] {
+        for e in [
+            AuthError::Missing,
+            AuthError::Malformed,
+            AuthError::Invalid,
+            AuthError::Ambiguous,
+        ] {
             assert!(!e.to_string().contains("cr_alpha"));
         }
     }

@@ -17,6 +17,11 @@ fn main() -> ExitCode {
         }
     };
     claude_middleware::logging::init(&config);
+    // Every stream holds two sockets; a 1024 soft limit would cap it at ~500.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
