@@ -43,9 +43,13 @@ trap cleanup EXIT
 
 step "deploy/crd/claudemiddleware.yaml is a copy of crds/claudemiddleware.yaml, which is current"
 # The README's regeneration command (the operator's own test checks crds/ too).
-cargo run -p claude-middleware-operator -- crd 2>/dev/null >"$work/crd.yaml"
+if [ -z "${CMW_BIN_DIR:-}" ]; then
+  target/debug/claude-middleware-operator crd >"$work/crd.yaml"
+else
+  "$operator_bin" crd >"$work/crd.yaml"
+fi
 cmp -s "$work/crd.yaml" crds/claudemiddleware.yaml ||
-  die "crds/claudemiddleware.yaml is stale: cargo run -p claude-middleware-operator -- crd > crds/claudemiddleware.yaml"
+  die "crds/claudemiddleware.yaml is stale: target/debug/claude-middleware-operator crd > crds/claudemiddleware.yaml"
 cmp -s crds/claudemiddleware.yaml deploy/crd/claudemiddleware.yaml ||
   die "deploy/crd/claudemiddleware.yaml is stale: cp crds/claudemiddleware.yaml deploy/crd/claudemiddleware.yaml"
 say ok

@@ -77,7 +77,8 @@ ensure_tool redis-server redis-server
 ensure_tool redis-cli redis-tools
 ensure_tool curl curl
 [ -r "$fixture" ] || die "fixture accounts not found at $fixture (the repo expects shared/fixtures beside it; or set CLAUDE_MIDDLEWARE_FIXTURES)"
-cargo build --workspace --bins --locked 2>&1 | tail -n 1 | indent
+say "(the first build takes a few minutes; later runs reuse it)"
+cargo build --workspace --bins --locked
 
 step "1/8 starting the local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)"
 tests/controlplane/up.sh "$cp_dir" 2>&1 | tail -n 1 | indent
@@ -275,6 +276,9 @@ tail -n 1 "$logs/proxy.log" | indent
 say "failover: ${first_name%% *} was rate limited (429), the same request was retried on ${second_name%% *} and streamed; the client saw no error"
 say "${first_name%% *} now cools down; its cooldown is shared with every replica through Redis:"
 redis --scan --pattern 'claude-middleware:*' | head -n 5 | indent
+
+say "\$ curl $proxy/metrics   (a few of its series)"
+curl -fsS "$proxy/metrics" | grep -E '^claude_middleware_(retries_total|pool_accounts|cooling_accounts|account_healthy)' | head -n 8 | indent
 
 step "8/8 done in $((SECONDS - started)) s; everything keeps running for you to try"
 cat <<EOF

@@ -11,8 +11,8 @@ base=$(mktemp -d "${TMPDIR:-/tmp}/cmw-test-demo.XXXXXX")
 export CLAUDE_MIDDLEWARE_DEMO_DIR=$base/demo
 cleanup() {
   local rc=$?
-  make demo-clean >/dev/null 2>&1 || true
   [ "$rc" -eq 0 ] || { echo "--- demo logs"; tail -n 20 "$base"/demo/logs/*.log 2>/dev/null || true; }
+  make demo-clean >/dev/null 2>&1 || true
   rm -rf "$base"
   exit "$rc"
 }
@@ -34,7 +34,7 @@ check_run() {
   expect "$log" 'TARGET_URL=http://claude-relay.claude-relay.svc:3001 +\(overridden locally' "the rendered TARGET_URL, overridden for the local run"
   expect "$log" 'REDIS_PASSWORD=<secret relay-redis/password' "REDIS_PASSWORD resolved from its Secret"
   expect "$log" 'MIDDLEWARE_API_KEYS_FILE=/etc/claude-middleware/api-keys/keys +\(overridden locally' "the API-keys file mount, written locally"
-  expect "$log" 'event: message_start.*event: message_stop' "a streamed answer, start to stop"
+  expect "$log" 'events: message_start .*content_block_delta .*message_stop' "a streamed answer, start to stop"
   expect "$log" '→ served by a3 \(fixture account "a3 priority"\)' "the first request served by a3 (the best priority)"
   expect "$log" 'a3 \([0-9a-f-]+\) → 429' "the backend's 429 for a3"
   expect "$log" 'failover: a3 was rate limited \(429\), the same request was retried on a[0-9]' "the failover to another account"

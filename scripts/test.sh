@@ -29,5 +29,18 @@ tests/controlplane/up.sh "$CLAUDE_MIDDLEWARE_CONTROLPLANE"
 step "building"
 cargo build --workspace --bins --locked
 
+step "deploy/, packaging, GitOps and README checks"
+scripts/check-packaging.py
+scripts/check-gitops.sh
+scripts/check-readme.py
+
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "${TMPDIR:-/tmp}/claude-middleware-test.log"
+
+step "deploy/ against the API server: dry runs, RBAC as the operator's ServiceAccount"
+# After cargo test, so that the operator it runs (watching every namespace)
+# never meets the CRs of the operator tests.
+scripts/check-deploy.sh "$CLAUDE_MIDDLEWARE_CONTROLPLANE"
+
+step "the demo, end to end (make demo twice, make demo-clean)"
+scripts/test-demo.sh
