@@ -75,6 +75,14 @@ k apply --server-side --force-conflicts -k deploy/ >/dev/null
 k apply --server-side -k deploy/ | sed 's/^/    /'
 k wait --for=condition=Established crd/claudemiddlewares.middleware.claude-relay.io | sed 's/^/    /'
 
+# The namespace enforces the "restricted" Pod Security Standard, so the pod the
+# ReplicaSet controller makes exists only if the operator's pod is hardened
+# (non-root, no privilege escalation, no capabilities, seccomp RuntimeDefault).
+operator_pod() { k -n claude-middleware-system get pods -l app.kubernetes.io/name=claude-middleware-operator -o name | grep -q .; }
+wait_for 60 "the operator's pod (admitted under Pod Security restricted)" operator_pod ||
+  { k -n claude-middleware-system get events | tail -n 5; die "the operator's pod was not admitted"; }
+say "the operator's pod is admitted in a namespace enforcing Pod Security \"restricted\" (it stays Pending: no kubelet)"
+
 step "Argo CD: the README's argocd-cm patch applies with kubectl"
 k create namespace argocd --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 k -n argocd create configmap argocd-cm --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
