@@ -1,4 +1,4 @@
-.PHONY: demo demo-clean test lint
+.PHONY: demo demo-clean test lint fuzz bench
 # The two commands of README.md.
 demo:
 	./scripts/demo.sh
@@ -10,3 +10,11 @@ test:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Not part of the tests: the proxy against direct and nginx, the operator at scale (bench/).
+bench:
+	./bench/run.sh

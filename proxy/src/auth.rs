@@ -34,7 +34,8 @@ pub enum AuthError {
 /// Splits `MIDDLEWARE_API_KEYS` or a keys file: commas or newlines, blanks and
 /// `#` comment lines ignored.
 pub fn parse_key_list(text: &str) -> Vec<String> {
-    text.lines()
+    // Any line break (a Secret may carry \r\n or a lone \r) separates keys.
+    text.split(['\n', '\r'])
         .filter(|line| !line.trim_start().starts_with('#'))
         .flat_map(|line| line.split(','))
         .map(str::trim)
@@ -44,26 +45,23 @@ pub fn parse_key_list(text: &str) -> Vec<String> {
 }
 
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer …`,
-/// else `api-key`.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = header_str(headers, "x-api-key") {
+/// else `api-key`. Bytes, not text: a key need not be ASCII to be compared.
+pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(key) = header_bytes(headers, "x-api-key") {
         return Some(key);
     }
-    if let Some(value) = header_str(headers, "authorization") {
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim())
-            .filter(|t| !t.is_empty());
+    if let Some(value) = header_bytes(headers, "authorization") {
+        let space = value.iter().position(|b| *b == b' ')?;
+        let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
+        return (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token);
     }
-    header_str(headers, "api-key")
+    header_bytes(headers, "api-key")
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_bytes<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
     headers
         .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+        .map(|v| v.as_bytes().trim_ascii())
         .filter(|v| !v.is_empty())
 }
 
@@ -146,10 +144,12 @@ impl Authenticator {
             return Err(AuthError::Ambiguous);
         }
         let key = presented_key(headers).ok_or(AuthError::Missing)?;
-        if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) || !key.starts_with(&self.prefix) {
+        if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len())
+            || !key.starts_with(self.prefix.as_bytes())
+        {
             return Err(AuthError::Malformed);
         }
-        if self.keys.load().contains(key.as_bytes()) {
+        if self.keys.load().contains(key) {
             Ok(())
         } else {
             Err(AuthError::Invalid)
@@ -181,8 +181,8 @@ mod tests {
     #[test]
     fn key_list_splits_commas_and_lines() {
         assert_eq!(
-            parse_key_list("a, b\n# comment\nc\n\n,d,"),
-            vec!["a", "b", "c", "d"]
+            parse_key_list("a, b\n# comment\r\nc\n\n,d,\re"),
+            vec!["a", "b", "c", "d", "e"]
         );
         assert!(parse_key_list("").is_empty());
     }
@@ -194,11 +194,11 @@ mod tests {
             ("authorization", "Bearer second"),
             ("x-api-key", "first"),
         ]);
-        assert_eq!(presented_key(&h), Some("first"));
+        assert_eq!(presented_key(&h), Some(&b"first"[..]));
         let h = headers(&[("api-key", "third"), ("authorization", "bearer second")]);
-        assert_eq!(presented_key(&h), Some("second"));
+        assert_eq!(presented_key(&h), Some(&b"second"[..]));
         let h = headers(&[("api-key", "third")]);
-        assert_eq!(presented_key(&h), Some("third"));
+        assert_eq!(presented_key(&h), Some(&b"third"[..]));
         // Another scheme is not a key.
         let h = headers(&[("authorization", "Basic Zm9vOmJhcg==")]);
         assert_eq!(presented_key(&h), None);
@@ -263,6 +263,25 @@ mod tests {
             ])),
             Err(AuthError::Ambiguous)
         );
+    }
+
+    /// Found by the key_parsing fuzz target: a configured key that is not
+    /// ASCII could never match, since the presented key was read as text.
+    #[test]
+    fn non_ascii_keys_compare_as_bytes() {
+        let key = "cr_\u{fffd}\u{fffd}\u{fffd}=";
+        let a = Authenticator::new(true, "cr_".into(), KeySet::new(parse_key_list(key)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-api-key",
+            HeaderValue::from_bytes(key.as_bytes()).unwrap(),
+        );
+        assert_eq!(a.check(&h), Ok(()));
+        h.insert(
+            "x-api-key",
+            HeaderValue::from_bytes(b"cr_\xff\xfe\xfd_other").unwrap(),
+        );
+        assert_eq!(a.check(&h), Err(AuthError::Invalid));
     }
 
     #[test]
