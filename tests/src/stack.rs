@@ -40,6 +40,19 @@ impl Stack {
         self.proxy.url()
     }
 
+    /// Another proxy on the same Redis and backend, with its own memory
+    /// (`SHARED_HEALTH=false`), ready, and the backend's scripts and records
+    /// cleared: a clean slate for one case of a table-driven test.
+    pub async fn fresh_proxy(&self, extra: &[(&str, &str)]) -> ProxyProcess {
+        let mut env = vec![("SHARED_HEALTH", "false")];
+        env.extend_from_slice(extra);
+        let proxy = start_proxy(&self.redis.url(), &self.backend.url(), &env);
+        wait_ready(&proxy.url()).await;
+        self.backend.clear_scripts();
+        self.backend.reset_records();
+        proxy
+    }
+
     /// Which accounts the backend saw, by fixture name, in order.
     pub fn accounts_seen(&self) -> Vec<&'static str> {
         self.backend

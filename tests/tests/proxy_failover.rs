@@ -98,14 +98,7 @@ async fn a_streamed_error_event_fails_over_to_a_clean_stream() {
 async fn streamed_errors_of_each_kind_and_of_the_request_itself() {
     let stack = Stack::start(&[]).await;
     for error_type in ["overloaded_error", "authentication_error", "api_error"] {
-        let proxy = start_proxy(
-            &stack.redis.url(),
-            &stack.backend.url(),
-            &[("SHARED_HEALTH", "false")],
-        );
-        wait_ready(&proxy.url()).await;
-        stack.backend.clear_scripts();
-        stack.backend.reset_records();
+        let proxy = stack.fresh_proxy(&[]).await;
         stack.backend.script(
             A3,
             Behaviour::SseError {
@@ -117,14 +110,7 @@ async fn streamed_errors_of_each_kind_and_of_the_request_itself() {
         assert_eq!((status, account.as_str()), (200, "a7"), "{error_type}");
     }
     // invalid_request_error is the request's own fault: passed through, no retry.
-    let proxy = start_proxy(
-        &stack.redis.url(),
-        &stack.backend.url(),
-        &[("SHARED_HEALTH", "false")],
-    );
-    wait_ready(&proxy.url()).await;
-    stack.backend.clear_scripts();
-    stack.backend.reset_records();
+    let proxy = stack.fresh_proxy(&[]).await;
     stack.backend.script(
         A3,
         Behaviour::SseError {
