@@ -233,13 +233,19 @@ impl Drop for RedisServer {
     }
 }
 
-/// The folder of the shared fixtures: `$CLAUDE_MIDDLEWARE_FIXTURES` when set, else
-/// `shared/fixtures` beside the repository (`<repo>/../shared/fixtures`), where both the
-/// work tree and CI's fresh clone have it.
+/// The folder of the relay fixtures: `$CLAUDE_MIDDLEWARE_FIXTURES` when set, else the
+/// copy in this repository (`tests/fixtures`), so a fresh clone needs nothing beside it.
+/// `tests/tests/redis_harness.rs` checks that copy against the project's shared fixtures
+/// (`<repo>/../shared/fixtures`) wherever those are present.
 pub fn fixtures_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CLAUDE_MIDDLEWARE_FIXTURES") {
         return PathBuf::from(dir);
     }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Where the project's shared fixtures live when the repository sits beside them.
+pub fn shared_fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
 }
 

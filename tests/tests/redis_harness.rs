@@ -76,3 +76,22 @@ fn a_server_can_start_on_a_chosen_port() {
     assert_eq!(redis.port(), port);
     assert_eq!(redis.cli(&["SCARD", "claude:account:index"]), "8");
 }
+
+/// The repository carries its own copy of the relay fixtures (a fresh clone
+/// needs nothing beside it); it must not drift from the shared ones.
+#[test]
+fn the_fixture_copy_matches_the_shared_fixtures() {
+    let shared = cmw_tests::redis::shared_fixtures_dir().join("relay-accounts.redis");
+    let Ok(shared) = std::fs::read(&shared) else {
+        println!("no shared fixtures beside the repository; nothing to compare");
+        return;
+    };
+    let copy = std::fs::read(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/relay-accounts.redis"),
+    )
+    .expect("tests/fixtures/relay-accounts.redis");
+    assert!(
+        copy == shared,
+        "tests/fixtures/relay-accounts.redis differs from shared/fixtures: copy it again"
+    );
+}
