@@ -60,7 +60,7 @@ k wait --for=delete namespace/claude-relay --timeout=90s >/dev/null 2>&1 || true
 # A dry run cannot create the namespace its namespaced objects go in, and the
 # examples need the CRD: install those two first, as `kubectl apply -k` would.
 k apply --server-side --force-conflicts -f deploy/namespace.yaml -f deploy/crd/claudemiddleware.yaml >/dev/null
-k wait --for=condition=Established --timeout=60s crd/claudemiddlewares.middleware.claude-relay.io >/dev/null
+wait_for 60 "the CRD to be Established" crd_established claudemiddlewares.middleware.claude-relay.io
 k apply --server-side --force-conflicts --dry-run=server -k deploy/ >"$work/dry-run.out"
 sed 's/^/    /' "$work/dry-run.out"
 grep -q 'deployment.apps/claude-middleware-operator serverside-applied (server dry run)' "$work/dry-run.out"

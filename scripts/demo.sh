@@ -102,7 +102,8 @@ say "stand-in relay (answers as claude-relay-service would) on 127.0.0.1:$relay_
 
 step "3/8 installing the operator: kubectl apply --server-side -k deploy/"
 k apply --server-side -k deploy/ | indent
-k wait --for=condition=Established --timeout=60s crd/claudemiddlewares.middleware.claude-relay.io | indent
+wait_for 60 "the CRD to be Established" crd_established claudemiddlewares.middleware.claude-relay.io
+say "customresourcedefinition claudemiddlewares.middleware.claude-relay.io: Established"
 operator_port=$(free_port)
 KUBECONFIG=$cp_dir/kubeconfig POD_NAMESPACE=claude-middleware-system POD_NAME=demo-operator \
   LEADER_ELECTION=true METRICS_ADDR=127.0.0.1:$operator_port RUST_LOG=info \

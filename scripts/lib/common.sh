@@ -64,3 +64,10 @@ stop_pidfile() {
   fi
   rm -f "$file"
 }
+
+# The CRD is Established. Polled, not `kubectl wait`: right after a create,
+# kubectl wait fails at once ("accessor error") while .status.conditions is
+# still empty.
+crd_established() {
+  [ "$(k get crd "$1" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ]
+}
