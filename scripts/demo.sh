@@ -31,7 +31,9 @@ cp_dir=$demo_dir/controlplane
 pids=$demo_dir/pids
 logs=$demo_dir/logs
 bin=${CARGO_TARGET_DIR:-$root/target}/debug
-fixture=${CLAUDE_MIDDLEWARE_FIXTURES:-$root/../shared/fixtures}/relay-accounts.redis
+# The relay's accounts as claude-relay-service writes them (a copy of the
+# shared fixtures, carried in the repository).
+fixture=${CLAUDE_MIDDLEWARE_FIXTURES:-$root/tests/fixtures}/relay-accounts.redis
 # The CR whose rendered Deployment the local proxy impersonates.
 cr_namespace=claude-relay
 cr_name=relay-production
@@ -76,7 +78,7 @@ step "building the binaries (cargo build --workspace --bins)"
 ensure_tool redis-server redis-server
 ensure_tool redis-cli redis-tools
 ensure_tool curl curl
-[ -r "$fixture" ] || die "fixture accounts not found at $fixture (the repo expects shared/fixtures beside it; or set CLAUDE_MIDDLEWARE_FIXTURES)"
+[ -r "$fixture" ] || die "fixture accounts not found at $fixture (set CLAUDE_MIDDLEWARE_FIXTURES to a directory holding relay-accounts.redis)"
 say "(the first build takes a few minutes; later runs reuse it)"
 cargo build --workspace --bins --locked
 
