@@ -47,13 +47,27 @@ pub fn install_crd(ns: &TestNamespace) -> anyhow::Result<()> {
         CRD_YAML,
         false,
     )?;
-    cp.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/claudemiddlewares.middleware.claude-relay.io",
-    ])?;
-    Ok(())
+    // Polled rather than `kubectl wait`, which can fail on a CRD whose
+    // status has no conditions yet ("accessor error: <nil>").
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let established = cp
+            .kubectl_ok(&[
+                "get",
+                "crd/claudemiddlewares.middleware.claude-relay.io",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+            ])
+            .unwrap_or_default();
+        if established.trim() == "True" {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the ClaudeMiddleware CRD was not Established within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// Runs `kubectl ARGS` with `stdin`; in the test namespace when `namespaced`.
