@@ -1,0 +1,324 @@
+"""Turns the raw measurements of bench/http.sh and bench/operator.sh into results.json and
+results.md (a goals table, then one table per figure).
+
+    python3 bench/report.py OUT_DIR      (reads OUT_DIR/raw/*.json)
+
+Each figure is the median over the interleaved repetitions; "added" figures are the median
+of the per-repetition differences to the direct run next to it in time.
+"""
+
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+PATHS = ("direct", "nginx", "proxy")
+
+
+def load_raw(raw_dir):
+    """{figure: {path: {rep: data}}} from FIGURE-PATH-REP.json files."""
+    runs = {}
+    for file in sorted(glob.glob(os.path.join(raw_dir, "*.json"))):
+        match = re.fullmatch(r"(\w+)-(direct|nginx|proxy)-(\d+)\.json", os.path.basename(file))
+        if not match:
+            continue
+        figure, path, rep = match.groups()
+        with open(file) as f:
+            text = f.read().strip()
+        if not text:
+            continue
+        runs.setdefault(figure, {}).setdefault(path, {})[int(rep)] = json.loads(text)
+    return runs
+
+
+def load_one(raw_dir, name):
+    try:
+        with open(os.path.join(raw_dir, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def per_path(runs, figure, metric):
+    """{path: {"median": m, "runs": [...]}} of metric(data) over repetitions."""
+    result = {}
+    for path, reps in runs.get(figure, {}).items():
+        values = [metric(reps[r]) for r in sorted(reps)]
+        result[path] = {"median": median(values), "runs": values}
+    return result
+
+
+def added(runs, figure, metric):
+    """{path: median over reps of metric(path, rep) - metric(direct, rep)}."""
+    direct = runs.get(figure, {}).get("direct", {})
+    result = {}
+    for path in ("nginx", "proxy"):
+        reps = runs.get(figure, {}).get(path, {})
+        diffs = [metric(reps[r]) - metric(direct[r]) for r in sorted(reps) if r in direct]
+        result[path] = median(diffs)
+    return result
+
+
+def wrk_errors(d):
+    return sum(d["errors"].values())
+
+
+def wrk_rps(d):
+    return d["requests"] / (d["duration_us"] / 1e6)
+
+
+def oha_pct(key):
+    return lambda d: d["latencyPercentiles"][key] * 1e6
+
+
+def oha_errors(d):
+    codes = d.get("statusCodeDistribution", {})
+    bad = sum(n for code, n in codes.items() if not code.startswith("2"))
+    return bad + sum(d.get("errorDistribution", {}).values())
+
+
+def summarise(raw_dir):
+    runs = load_raw(raw_dir)
+    figures = {}
+
+    if "rps" in runs:
+        rps = per_path(runs, "rps", wrk_rps)
+        errors = per_path(runs, "rps", wrk_errors)
+        for path in rps:
+            rps[path]["errors"] = sum(errors[path]["runs"])
+        ratio = None
+        if rps.get("proxy", {}).get("median") and rps.get("nginx", {}).get("median"):
+            ratio = rps["proxy"]["median"] / rps["nginx"]["median"]
+        figures["rps_small"] = {"paths": rps, "ratio_proxy_nginx": ratio}
+
+    for figure in ("lat_c1", "lat_open"):
+        if figure not in runs:
+            continue
+        entry = {
+            "p50_us": per_path(runs, figure, oha_pct("p50")),
+            "p99_us": per_path(runs, figure, oha_pct("p99")),
+            "rps": per_path(runs, figure, lambda d: d["summary"]["requestsPerSec"]),
+            "errors": {p: sum(v["runs"]) for p, v in per_path(runs, figure, oha_errors).items()},
+            "added_p50_us": added(runs, figure, oha_pct("p50")),
+            "added_p99_us": added(runs, figure, oha_pct("p99")),
+        }
+        if figure == "lat_open":
+            entry["rate"] = (load_one(raw_dir, "open_rate.json") or {}).get("rate")
+        figures[figure] = entry
+
+    if "sse" in runs:
+        figures["sse"] = {
+            "ttfb_p50_us": per_path(runs, "sse", lambda d: d["ttfb_us"]["p50"]),
+            "gap_p50_us": per_path(runs, "sse", lambda d: d["gap_us"]["p50"]),
+            "gap_p99_us": per_path(runs, "sse", lambda d: d["gap_us"]["p99"]),
+            "errors": {p: sum(v["runs"]) for p, v in per_path(runs, "sse", lambda d: d["errors"]).items()},
+            "added_ttfb_p50_us": added(runs, "sse", lambda d: d["ttfb_us"]["p50"]),
+            "added_gap_p50_us": added(runs, "sse", lambda d: d["gap_us"]["p50"]),
+            "added_gap_p99_us": added(runs, "sse", lambda d: d["gap_us"]["p99"]),
+        }
+
+    if "rss" in runs:
+        rss = {}
+        for path, reps in runs["rss"].items():
+            d = reps[min(reps)]
+            per_stream = None
+            if d.get("open_kib") and d.get("streams"):
+                per_stream = (d["open_kib"] - d["idle_kib"]) / d["streams"]
+            rss[path] = dict(d, per_stream_kib=per_stream)
+        figures["rss"] = rss
+
+    if "large" in runs:
+        figures["large_body"] = {
+            "rps": per_path(runs, "large", wrk_rps),
+            "mib_s": per_path(runs, "large", lambda d: wrk_rps(d) * d["body_bytes"] / 2**20),
+            "p99_us": per_path(runs, "large", lambda d: d["latency_us"]["p99"]),
+            "errors": {p: sum(v["runs"]) for p, v in per_path(runs, "large", wrk_errors).items()},
+        }
+
+    operator = []
+    for file in sorted(glob.glob(os.path.join(raw_dir, "operator-*.json"))):
+        with open(file) as f:
+            operator.append(json.load(f))
+    operator.sort(key=lambda o: o["n"])
+    if operator:
+        figures["operator"] = operator
+    return figures
+
+
+def goals(figures):
+    """[(goal, measured text, met)] for the goals of issue 7."""
+    out = []
+
+    def get(*keys):
+        node = figures
+        for key in keys:
+            if not isinstance(node, dict) or key not in node or node[key] is None:
+                return None
+            node = node[key]
+        return node
+
+    ratio = get("rps_small", "ratio_proxy_nginx")
+    if ratio is not None:
+        out.append(("throughput ≥ nginx's (small JSON)", f"proxy/nginx = {ratio:.2f}", ratio >= 1.0))
+    p99 = get("lat_c1", "added_p99_us", "proxy")
+    if p99 is not None:
+        out.append(("added p99 < 1 ms at 1 concurrent request", f"{p99:+.0f} µs", p99 < 1000))
+    gap = get("sse", "added_gap_p99_us", "proxy")
+    if gap is not None:
+        out.append(("added inter-event gap p99 < 0.5 ms", f"{gap:+.0f} µs", gap < 500))
+    per_stream = get("rss", "proxy", "per_stream_kib")
+    if per_stream is not None:
+        out.append(("< 32 KiB per open stream", f"{per_stream:.1f} KiB", per_stream < 32))
+    for op in figures.get("operator", []):
+        if op["n"] == 500:
+            out.append(("500 CRs converged in < 60 s", f"{op['converge_s']:.1f} s", op["converge_s"] < 60))
+    if figures.get("operator"):
+        peak = max(op["peak_rss_kib"] for op in figures["operator"]) / 1024
+        out.append(("operator < 64 MiB RSS (peak, any N)", f"{peak:.1f} MiB", peak < 64))
+        writes = sum(op["steady_writes"] for op in figures["operator"])
+        windows = ", ".join(f"{op['steady_window_s']} s at N={op['n']}" for op in figures["operator"])
+        out.append(("zero steady-state writes", f"{writes:.0f} ({windows})", writes == 0))
+    return out
+
+
+def fmt(value, unit="", digits=0):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def bar(value, largest, width=30):
+    if not value or not largest:
+        return ""
+    return "█" * max(1, round(width * value / largest))
+
+
+def markdown(result):
+    f = result["figures"]
+    m = result["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- **Date:** {result['date']}",
+        f"- **Machine:** {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory', '?')}, "
+        f"Linux {m.get('kernel', '?')}",
+        f"- **Load average** (1/5/15 min) at start: {m.get('load_start', '?')}; at end: {m.get('load_end', '?')}",
+        f"- **Pinning:** {m.get('pinning', '?')}",
+        f"- **Command:** `{result['command']}`; {result['settings']}",
+        "",
+        "## Goals at a glance",
+        "",
+        "| goal | measured | met |",
+        "|---|---|:-:|",
+    ]
+    for goal, measured, met in result["goals"]:
+        lines.append(f"| {goal} | {measured} | {'✅' if met else '❌'} |")
+
+    if "rps_small" in f:
+        rps = f["rps_small"]["paths"]
+        largest = max((rps[p]["median"] or 0) for p in rps)
+        lines += ["", "## 1. Throughput, small JSON requests (wrk, closed loop)", "",
+                  "| path | max RPS (median) | errors | |", "|---|--:|--:|---|"]
+        for p in PATHS:
+            if p in rps:
+                lines.append(f"| {p} | {fmt(rps[p]['median'])} | {rps[p]['errors']} | `{bar(rps[p]['median'], largest)}` |")
+        lines.append(f"\nproxy / nginx = **{fmt(f['rps_small']['ratio_proxy_nginx'], digits=2)}**")
+
+    for key, title in (("lat_c1", "## 2a. Latency at 1 concurrent request (oha)"),
+                       ("lat_open", "## 2b. Latency, open loop at half of direct's max RPS (oha --latency-correction)")):
+        if key not in f:
+            continue
+        e = f[key]
+        lines += ["", title + (f", {e['rate']} RPS" if e.get("rate") else ""), "",
+                  "| path | p50 µs | p99 µs | added p50 µs | added p99 µs | errors |",
+                  "|---|--:|--:|--:|--:|--:|"]
+        for p in PATHS:
+            if p in e["p50_us"]:
+                lines.append(
+                    f"| {p} | {fmt(e['p50_us'][p]['median'])} | {fmt(e['p99_us'][p]['median'])} | "
+                    f"{fmt(e['added_p50_us'].get(p))} | {fmt(e['added_p99_us'].get(p))} | {e['errors'].get(p, 0)} |")
+
+    if "sse" in f:
+        s = f["sse"]
+        lines += ["", "## 3. Streaming: SSE of 200 events 10 ms apart (sse-bench, 10 streams × 3 rounds)", "",
+                  "| path | TTFB p50 µs | gap p50 µs | gap p99 µs | added TTFB µs | added gap p50 µs | added gap p99 µs | errors |",
+                  "|---|--:|--:|--:|--:|--:|--:|--:|"]
+        for p in PATHS:
+            if p in s["ttfb_p50_us"]:
+                lines.append(
+                    f"| {p} | {fmt(s['ttfb_p50_us'][p]['median'])} | {fmt(s['gap_p50_us'][p]['median'])} | "
+                    f"{fmt(s['gap_p99_us'][p]['median'])} | {fmt(s['added_ttfb_p50_us'].get(p))} | "
+                    f"{fmt(s['added_gap_p50_us'].get(p))} | {fmt(s['added_gap_p99_us'].get(p))} | {s['errors'].get(p, 0)} |")
+
+    if "rss" in f:
+        lines += ["", "## 4. Memory: RSS idle and with open streams", "",
+                  "| server | idle | with N open streams | N (ok / errors) | per open stream |",
+                  "|---|--:|--:|--:|--:|"]
+        for p in ("nginx", "proxy"):
+            if p in f["rss"]:
+                r = f["rss"][p]
+                open_kib = r.get("open_kib")
+                lines.append(
+                    f"| {p} | {fmt(r['idle_kib'] / 1024, ' MiB', 1)} | "
+                    f"{fmt(open_kib / 1024 if open_kib else None, ' MiB', 1)} | {r['streams']} ({r['ok']} / {r['errors']}) | "
+                    f"{fmt(r['per_stream_kib'], ' KiB', 1)} |")
+        lines.append("\nnginx: master + worker summed. The proxy holds two sockets per stream (client and upstream).")
+
+    if "large_body" in f:
+        b = f["large_body"]
+        lines += ["", "## 5. Large bodies: 2 MiB JSON requests (wrk, 8 connections)", "",
+                  "| path | RPS | MiB/s uploaded | p99 ms | errors |", "|---|--:|--:|--:|--:|"]
+        for p in PATHS:
+            if p in b["rps"]:
+                lines.append(
+                    f"| {p} | {fmt(b['rps'][p]['median'], digits=1)} | {fmt(b['mib_s'][p]['median'])} | "
+                    f"{fmt(b['p99_us'][p]['median'] / 1000, digits=1)} | {b['errors'].get(p, 0)} |")
+
+    if "operator" in f:
+        lines += ["", "## Operator at scale (local kube-apiserver + etcd + controller-manager)", "",
+                  "| CRs | created in | converged in | peak RSS | steady window | writes in window | objects changed | reconciles |",
+                  "|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        for op in f["operator"]:
+            lines.append(
+                f"| {op['n']} | {op['create_s']:.1f} s | {op['converge_s']:.1f} s | "
+                f"{op['peak_rss_kib'] / 1024:.1f} MiB | {op['steady_window_s']} s | {op['steady_writes']:.0f} | "
+                f"{op['steady_changed_objects']} | {op['steady_reconciles']:.0f} |")
+        lines.append(
+            "\nConverged = every CR has status.observedGeneration == metadata.generation and its "
+            "Deployment, Service and NetworkPolicy exist; timed from the start of `kubectl create` "
+            "(one POST per CR). Writes = the API server's `apiserver_request_total` for write verbs "
+            "on CRs and children (all clients; Leases and Events excluded), over the window.")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    out_dir = sys.argv[1]
+    raw_dir = os.path.join(out_dir, "raw")
+    meta = load_one(raw_dir, "machine.json") or {}
+    figures = summarise(raw_dir)
+    result = {
+        "date": meta.get("date"),
+        "command": meta.get("command", "make bench"),
+        "settings": meta.get("settings", ""),
+        "machine": meta,
+        "figures": figures,
+        "goals": [],
+    }
+    result["goals"] = goals(figures)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(dict(result, goals=[{"goal": g, "measured": v, "met": m} for g, v, m in result["goals"]]),
+                  f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
