@@ -37,6 +37,9 @@ scripts/check-readme.py
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "${TMPDIR:-/tmp}/claude-middleware-test.log"
 
+step "fuzz targets: a short smoke run of each (make fuzz runs them longer)"
+make fuzz FUZZ_SECONDS=5
+
 step "deploy/ against the API server: dry runs, RBAC as the operator's ServiceAccount"
 # After cargo test, so that the operator it runs (watching every namespace)
 # never meets the CRs of the operator tests.
