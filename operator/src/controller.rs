@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
@@ -14,6 +15,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::utils::Backoff;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info};
@@ -92,6 +94,7 @@ pub async fn run_controller(
             move |secret| referencing(&store, &secret),
         )
         .graceful_shutdown_on(shutdown)
+        .trigger_backoff(WatchBackoff::default())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|res| async move {
             match res {
@@ -101,6 +104,45 @@ pub async fn run_controller(
         })
         .await;
     info!("controller stopped");
+}
+
+/// Backoff after a watch error. kube-runtime applies ONE backoff to the merged
+/// stream of all eight watches and polls none of them while it sleeps, so when
+/// the API server goes away (every watch fails at once, then every retry) its
+/// default, 0.8 s doubling to 30 s, serialises those errors into minutes in
+/// which the operator hears nothing even though the API server is back
+/// (tests/tests/operator_faults.rs restarts it). Capped at 2 s: at most one
+/// retry per 2 s during an outage, and back within seconds after it.
+#[derive(Debug, Clone)]
+pub struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self { next: Self::MIN }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (now * 2).min(Self::MAX);
+        Some(now)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
 }
 
 /// The CRs in the Secret's namespace that reference it. No owner reference is
@@ -117,4 +159,18 @@ fn referencing(store: &Store<Guarded>, secret: &Secret) -> Vec<ObjectRef<Guarded
         })
         .map(|g| ObjectRef::from_obj(g.as_ref()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_backoff_doubles_up_to_two_seconds_and_resets() {
+        let mut b = WatchBackoff::default();
+        let ms: Vec<u128> = b.by_ref().take(7).map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 2000, 2000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(100)));
+    }
 }
