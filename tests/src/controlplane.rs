@@ -280,7 +280,17 @@ impl Drop for TestNamespace {
 /// # Panics
 /// If the control plane cannot be started or the namespace cannot be created.
 pub async fn test_namespace(prefix: &str) -> (Client, TestNamespace) {
-    let control_plane = shared();
+    test_namespace_in(shared(), prefix).await
+}
+
+/// Like [`test_namespace`], in a given control plane (e.g. a [`PrivateControlPlane`]'s).
+///
+/// # Panics
+/// If the namespace cannot be created.
+pub async fn test_namespace_in(
+    control_plane: &'static ControlPlane,
+    prefix: &str,
+) -> (Client, TestNamespace) {
     let client = match control_plane.client().await {
         Ok(client) => client,
         Err(e) => panic!("kube client for the test control plane: {e:#}"),
@@ -307,6 +317,59 @@ pub async fn test_namespace(prefix: &str) -> (Client, TestNamespace) {
             control_plane,
         },
     )
+}
+
+/// A control plane of one test alone, for faults that would disturb every other test
+/// (restarting the API server, replacing the CRD): `up.sh` into a fresh temp dir (about
+/// 6 s), `down.sh` when dropped, also when the test fails. Declare it before the namespaces
+/// made in it, so that it is dropped after them.
+pub struct PrivateControlPlane {
+    /// Leaked so that [`TestNamespace`]s can refer to it; a few bytes per test.
+    pub control_plane: &'static ControlPlane,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateControlPlane {
+    /// Starts one in a new temp dir named after `prefix`.
+    pub fn start(prefix: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("cmw-cp-{prefix}-"))
+            .tempdir()
+            .context("temp dir for a private control plane")?;
+        let control_plane = ControlPlane::up(dir.path())?;
+        Ok(Self {
+            control_plane: Box::leak(Box::new(control_plane)),
+            _dir: dir,
+        })
+    }
+
+    /// SIGKILLs its kube-apiserver, leaves it down `down`, starts it again with the same
+    /// command line (etcd keeps the data) and waits for `/readyz`
+    /// (`tests/controlplane/restart-apiserver.sh`). Blocking.
+    pub fn restart_apiserver(&self, down: Duration) -> anyhow::Result<()> {
+        let script = scripts_dir().join("restart-apiserver.sh");
+        let status = Command::new(&script)
+            .arg(&self.control_plane.dir)
+            .arg(down.as_secs().to_string())
+            .stdin(Stdio::null())
+            .status()
+            .with_context(|| format!("running {}", script.display()))?;
+        if !status.success() {
+            bail!("{} failed ({status})", script.display());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(scripts_dir().join("down.sh"))
+            .arg(&self.control_plane.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// Polls `check` every 250 ms until it returns `Ok`, and returns that value; after
