@@ -3,6 +3,9 @@
 # BENCH_PIDS and stopped by bench_cleanup (call it from an EXIT trap).
 
 BENCH_PIDS=()
+# So that the EXIT trap of each script (which stops what it started) runs on Ctrl-C and kill.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 # Servers on one core, load generators on the other (only on a machine with two or more).
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}

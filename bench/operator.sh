@@ -28,13 +28,20 @@ cleanup() {
 trap cleanup EXIT
 
 log "starting the local control plane in $CP_DIR"
-"$ROOT/tests/controlplane/up.sh" "$CP_DIR" >&2
+# A /16 for Services: the default /24 of the test control plane holds ~250, we create 750.
+CLAUDE_MIDDLEWARE_SERVICE_CIDR=${CLAUDE_MIDDLEWARE_SERVICE_CIDR:-10.96.0.0/16} \
+  "$ROOT/tests/controlplane/up.sh" "$CP_DIR" >&2
 export KUBECONFIG=$CP_DIR/kubeconfig
 k() { "$CP_DIR/bin/kubectl" --request-timeout=60s "$@"; }
 k apply -f "$ROOT/crds/claudemiddleware.yaml" >/dev/null
 k wait --for condition=established --timeout=60s crd/claudemiddlewares.middleware.claude-relay.io >/dev/null
 
 children_kinds=deployments.apps,services,networkpolicies.networking.k8s.io
+# Writes that count against "zero in steady state": to CRs and every kind of child, by any
+# client (the API server's counters have no client label). Leases, Events and the API
+# server's own IP-allocator repairs are reported but not counted.
+operator_resources='^(claudemiddlewares|deployments|services|networkpolicies|ingresses|horizontalpodautoscalers|poddisruptionbudgets)/'
+
 selector=app.kubernetes.io/managed-by=claude-middleware-operator
 
 # cr_yaml NS N: N minimal CRs as one multi-document YAML.
@@ -73,6 +80,15 @@ versions() {
     -o jsonpath='{range .items[*]}{.kind}/{.metadata.name} {.metadata.resourceVersion}{"\n"}{end}' | sort
 }
 
+# delta BEFORE AFTER: the counters that grew, and by how much.
+delta() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+before, after = (json.load(open(p)) for p in sys.argv[1:3])
+print(json.dumps({k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}))
+PY
+}
+
 largest=$(echo $COUNTS | tr ' ' '\n' | sort -n | tail -1)
 for n in $COUNTS; do
   ns=bench-$n-$(date +%s)
@@ -87,6 +103,7 @@ for n in $COUNTS; do
   cr_yaml "$ns" "$n" >"$WORK/crs-$n.yaml"
 
   log "operator: creating $n CRs in $ns"
+  write_counters >"$WORK/writes-start.json"
   t0=$(date +%s.%N)
   k create -f "$WORK/crs-$n.yaml" >/dev/null
   t_created=$(date +%s.%N)
@@ -98,6 +115,7 @@ for n in $COUNTS; do
     sleep 0.5
   done
   t_converged=$(date +%s.%N)
+  write_counters >"$WORK/writes-converged.json"
   log "operator: $n CRs converged in $(echo "$t_converged - $t0" | bc) s"
 
   # Let the controller manager finish its own work (ReplicaSets, Deployment status) and
@@ -106,24 +124,21 @@ for n in $COUNTS; do
   sleep "${BENCH_SETTLE_SECONDS:-15}"
   versions "$ns" >"$WORK/versions-before"
   write_counters >"$WORK/writes-before.json"
-  reconciles_before=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" | awk '/^reconciles_total/ {print $2}')
+  reconciles_before=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" | awk '/^claude_middleware_operator_reconciles_total / {print $2}')
   log "operator: steady-state window of ${window}s for N=$n"
   sleep "$window"
   versions "$ns" >"$WORK/versions-after"
   write_counters >"$WORK/writes-after.json"
-  reconciles_after=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" | awk '/^reconciles_total/ {print $2}')
+  reconciles_after=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" | awk '/^claude_middleware_operator_reconciles_total / {print $2}')
   changed=$(comm -13 "$WORK/versions-before" "$WORK/versions-after" | wc -l)
 
-  python3 - "$WORK/writes-before.json" "$WORK/writes-after.json" >"$WORK/writes-delta.json" <<'PY'
-import json, sys
-before, after = (json.load(open(p)) for p in sys.argv[1:3])
-delta = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) > 0}
-print(json.dumps(delta))
-PY
+  delta "$WORK/writes-before.json" "$WORK/writes-after.json" >"$WORK/writes-delta.json"
+  delta "$WORK/writes-start.json" "$WORK/writes-converged.json" >"$WORK/writes-converge.json"
   jq -n --argjson n "$n" --arg t0 "$t0" --arg created "$t_created" --arg converged "$t_converged" \
     --argjson hwm "$(hwm_kib "$op")" --argjson rss "$(rss_kib "$op")" --argjson window "$window" \
     --argjson changed "$changed" --argjson writes "$(cat "$WORK/writes-delta.json")" \
-    --arg rb "${reconciles_before:-0}" --arg ra "${reconciles_after:-0}" \
+    --argjson converge_writes "$(cat "$WORK/writes-converge.json")" \
+    --arg mine "$operator_resources" --arg rb "${reconciles_before:-0}" --arg ra "${reconciles_after:-0}" \
     '{n: $n,
       create_s: (($created | tonumber) - ($t0 | tonumber)),
       converge_s: (($converged | tonumber) - ($t0 | tonumber)),
@@ -131,7 +146,8 @@ PY
       steady_window_s: $window,
       steady_changed_objects: $changed,
       steady_writes_by_resource: $writes,
-      steady_writes: ([$writes | to_entries[] | select(.key | test("^(leases|events)/") | not) | .value] | add // 0),
+      steady_writes: ([$writes | to_entries[] | select(.key | test($mine)) | .value] | add // 0),
+      converge_writes_by_resource: $converge_writes,
       steady_reconciles: (($ra | tonumber) - ($rb | tonumber))}' >"$RAW/operator-$n.json"
   cat "$RAW/operator-$n.json" >&2
   stop_pid "$op"

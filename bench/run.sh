@@ -61,7 +61,8 @@ machine_json() { # COMMAND SETTINGS
 install_tools
 log "building release binaries"
 cargo build --release --workspace --bins --quiet
-export BIN=$ROOT/target/release
+# cargo honours CARGO_TARGET_DIR; so do we (the default is target/).
+export BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 OUT=$ROOT/target/bench
 export RAW=$OUT/raw
 rm -rf "$RAW"

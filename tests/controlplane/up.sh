@@ -17,6 +17,8 @@ dir=${1:-${TMPDIR:-/tmp}/claude-middleware-controlplane}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 ready_timeout=${CLAUDE_MIDDLEWARE_CONTROLPLANE_TIMEOUT:-180}
+# Room for ~250 Services by default; the operator benchmark (500 CRs) asks for more.
+service_cidr=${CLAUDE_MIDDLEWARE_SERVICE_CIDR:-10.0.0.0/24}
 
 log() { echo "up.sh: $*" >&2; }
 for tool in openssl setsid flock base64; do
@@ -151,7 +153,7 @@ spawn kube-apiserver "$dir/bin/kube-apiserver" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" \
   --service-account-signing-key-file "$pki/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 \
+  --service-cluster-ip-range "$service_cidr" \
   --allow-privileged=true \
   --disable-admission-plugins ServiceAccount \
   --endpoint-reconciler-type none
@@ -184,7 +186,7 @@ spawn kube-controller-manager "$dir/bin/kube-controller-manager" \
   --use-service-account-credentials=false \
   --service-account-private-key-file "$pki/sa.key" \
   --root-ca-file "$pki/ca.crt" \
-  --service-cluster-ip-range 10.0.0.0/24 \
+  --service-cluster-ip-range "$service_cidr" \
   --leader-elect=false \
   --bind-address 127.0.0.1 \
   --secure-port 0
