@@ -3,6 +3,8 @@
 # BENCH_PIDS and stopped by bench_cleanup (call it from an EXIT trap).
 
 BENCH_PIDS=()
+# A command the proxy runs under (bench/profile.sh: heaptrack); empty for the benchmark.
+PROXY_WRAP=()
 # So that the EXIT trap of each script (which stops what it started) runs on Ctrl-C and kill.
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -130,7 +132,7 @@ start_proxy() {
     MIDDLEWARE_AUTH_ENABLED=true MIDDLEWARE_API_KEYS=$BENCH_API_KEY \
     REDIS_URL=redis://127.0.0.1:$redis/0 TARGET_URL=http://127.0.0.1:$target \
     SHARED_HEALTH=true \
-    "${PIN_SERVER[@]}" "$BIN/claude-middleware" >/dev/null 2>"$WORK/proxy.stderr" &
+    "${PIN_SERVER[@]}" "${PROXY_WRAP[@]}" "$BIN/claude-middleware" >/dev/null 2>"$WORK/proxy.stderr" &
   PROXY_PID=$!
   BENCH_PIDS+=("$PROXY_PID")
   wait_http "http://127.0.0.1:$port/ready" 30 || die "proxy not ready (see $WORK/proxy.stderr)"
