@@ -412,6 +412,14 @@ async fn two_operator_processes_only_the_holder_writes_and_a_sigkilled_leader_is
         "the standby reconciled"
     );
     assert_eq!(standby.get("/healthz").await?.0, 200);
+    // Status is written under the operator's field manager only.
+    let status_writers: Vec<_> = status_manager
+        .managed_fields()
+        .iter()
+        .filter(|m| m.subresource.as_deref() == Some("status"))
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(status_writers, ["claude-middleware-operator"]);
 
     // SIGKILL: no graceful release; the Lease must expire first.
     leader.sigkill();
@@ -434,6 +442,10 @@ async fn two_operator_processes_only_the_holder_writes_and_a_sigkilled_leader_is
         || async {
             let d = get::<Deployment>(&client, &ns.name, "relay").await?;
             ensure!(d.spec.and_then(|s| s.replicas) == Some(3), "not yet");
+            ensure!(
+                standby.metric(RECONCILES).await? >= 1.0,
+                "no reconcile counted yet"
+            );
             Ok(())
         },
     )

@@ -192,9 +192,14 @@ async fn patch_status(
     let api: Api<ClaudeMiddleware> =
         Api::namespaced(ctx.client.clone(), &cr.namespace().unwrap_or_default());
     info!(object = %key(cr), "updating status");
+    // Named, so that managedFields say who wrote status (else "unknown").
+    let params = PatchParams {
+        field_manager: Some(crate::render::labels::MANAGER.into()),
+        ..PatchParams::default()
+    };
     api.patch_status(
         &cr.name_any(),
-        &PatchParams::default(),
+        &params,
         &Patch::Merge(json!({ "status": status })),
     )
     .await?;
