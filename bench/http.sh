@@ -68,10 +68,26 @@ for p in "${PATHS[@]}"; do
   DURATION=2 wrk_run small.lua "$CONNECTIONS" "${URL[$p]}" >/dev/null
 done
 
+# The server process(es) whose CPU a path costs, the stand-in excluded (except direct).
+server_pids() {
+  case $1 in
+    direct) echo "$STANDIN_PID" ;;
+    nginx) nginx_pids ;;
+    proxy) echo "$PROXY_PID" ;;
+  esac
+}
+
 log "figure 1: max RPS, small JSON, ${REPS} × ${DURATION}s per path, $CONNECTIONS connections"
+clk_tck=$(getconf CLK_TCK)
 for rep in $(seq "$REPS"); do
   for p in "${PATHS[@]}"; do
-    wrk_run small.lua "$CONNECTIONS" "${URL[$p]}" >"$RAW/rps-$p-$rep.json"
+    pids=$(server_pids "$p")
+    before=$(cpu_ticks $pids)
+    wrk_run small.lua "$CONNECTIONS" "${URL[$p]}" >"$WORK/wrk.json"
+    used=$(($(cpu_ticks $pids) - before))
+    # CPU per request is steadier than RPS on a shared machine.
+    jq --argjson ticks "$used" --argjson hz "$clk_tck" '. + {server_cpu_s: ($ticks / $hz)}' \
+      "$WORK/wrk.json" >"$RAW/rps-$p-$rep.json"
   done
 done
 direct_rps=$(for f in "$RAW"/rps-direct-*.json; do jq '.requests / (.duration_us / 1e6)' "$f"; done | median)

@@ -86,6 +86,16 @@ rss_kib() {
   echo "$total"
 }
 
+# CPU time (user + system, in clock ticks of getconf CLK_TCK) these pids have used, all
+# their threads included.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 # Peak RSS (VmHWM, KiB) of one pid.
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -105,7 +115,8 @@ start_redis() {
 # start_standin PORT: the stand-in relay in fast mode, one thread, on the server core.
 start_standin() {
   "${PIN_SERVER[@]}" "$BIN/stand-in-relay" --port "$1" --fast --threads 1 >/dev/null &
-  BENCH_PIDS+=($!)
+  STANDIN_PID=$!
+  BENCH_PIDS+=("$STANDIN_PID")
   wait_http "http://127.0.0.1:$1/health" || die "stand-in did not start"
 }
 

@@ -93,8 +93,10 @@ def summarise(raw_dir):
     if "rps" in runs:
         rps = per_path(runs, "rps", wrk_rps)
         errors = per_path(runs, "rps", wrk_errors)
+        cpu = per_path(runs, "rps", lambda d: d["server_cpu_s"] * 1e6 / d["requests"] if "server_cpu_s" in d else None)
         for path in rps:
             rps[path]["errors"] = sum(errors[path]["runs"])
+            rps[path]["server_cpu_us_per_request"] = cpu[path]["median"]
         ratio = None
         if rps.get("proxy", {}).get("median") and rps.get("nginx", {}).get("median"):
             ratio = rps["proxy"]["median"] / rps["nginx"]["median"]
@@ -234,10 +236,15 @@ def markdown(result):
         rps = f["rps_small"]["paths"]
         largest = max((rps[p]["median"] or 0) for p in rps)
         lines += ["", "## 1. Throughput, small JSON requests (wrk, closed loop)", "",
-                  "| path | max RPS (median) | errors | |", "|---|--:|--:|---|"]
+                  "| path | max RPS (median) | errors | server CPU per request | |", "|---|--:|--:|--:|---|"]
         for p in PATHS:
             if p in rps:
-                lines.append(f"| {p} | {fmt(rps[p]['median'])} | {rps[p]['errors']} | `{bar(rps[p]['median'], largest)}` |")
+                lines.append(f"| {p} | {fmt(rps[p]['median'])} | {rps[p]['errors']} | "
+                             f"{fmt(rps[p].get('server_cpu_us_per_request'), ' µs', 1)} | "
+                             f"`{bar(rps[p]['median'], largest)}` |")
+        lines.append("\nServer CPU per request: user + system time of the stand-in (direct), nginx's "
+                     "master and worker, or the proxy, over the run, divided by its requests; the "
+                     "stand-in's share is not counted for nginx and the proxy.")
         lines.append(f"\nproxy / nginx = **{fmt(f['rps_small']['ratio_proxy_nginx'], digits=2)}**")
 
     for key, title in (("lat_c1", "## 2a. Latency at 1 concurrent request (oha)"),
@@ -308,6 +315,9 @@ def markdown(result):
             "applies of children and status patches, from `apiserver_request_total`. Steady writes = the API server's `apiserver_request_total` for write verbs "
             "on CRs and every kind of child (all clients; Leases, Events and IP-allocator repairs "
             "reported in results.json, not counted), over the window.")
+    lines += ["", "Raw runs (every repetition) are in `results.json`. Where a goal is missed, "
+              "[`profiles.md`](profiles.md) says what costs the time or memory "
+              "(`bench/profile.sh small|large|streams` reproduces it)."]
     return "\n".join(lines) + "\n"
 
 
