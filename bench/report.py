@@ -220,8 +220,11 @@ def markdown(result):
         f"- **Date:** {result['date']}",
         f"- **Machine:** {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory', '?')}, "
         f"Linux {m.get('kernel', '?')}",
-        f"- **Load average** (1/5/15 min) at start: {m.get('load_start', '?')}; at end: {m.get('load_end', '?')}",
+        f"- **Load average** (1/5/15 min) at start: {m.get('load_start', '?')}; at end: {m.get('load_end', '?')}"
+        f" (above ~2, other work shared these 2 cores and the figures are noisy); took {m.get('took', '?')}",
         f"- **Pinning:** {m.get('pinning', '?')}",
+        f"- **Tree:** {m.get('commit', '?')}; tools: "
+        + ", ".join(f"{k} {v}" for k, v in m.get("tools", {}).items()),
         f"- **Command:** `{result['command']}`; {result['settings']}",
         "",
         "## Goals at a glance",

@@ -53,8 +53,10 @@ machine_json() { # COMMAND SETTINGS
     --arg pinning "$PINNING" --arg command "$1" --arg settings "$2" \
     --arg nginx "$(nginx -v 2>&1 | sed 's/.*: //')" --arg wrk "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" \
     --arg oha "$("$OHA" --version)" --arg rustc "$(rustc --version)" \
+    --arg commit "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)" \
     '{date: $date, cpu: $cpu, cores: $cores, memory: $memory, kernel: $kernel,
       load_start: $load_start, pinning: $pinning, command: $command, settings: $settings,
+      commit: $commit,
       tools: {nginx: $nginx, wrk: $wrk, oha: $oha, rustc: $rustc}}'
 }
 
