@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the proxy against a direct connection and nginx, and the operator at scale.
 #
-#   bench/run.sh [--save] [--only http|operator]
+#   bench/run.sh [--save] [--no-build] [--only http|operator]
 #
 # Builds the release binaries, installs what is missing (nginx, wrk, redis-server, jq, bc
 # from Debian; oha from crates.io), runs bench/http.sh (figures 1-5) and bench/operator.sh
@@ -17,10 +17,13 @@ cd "$ROOT"
 . bench/lib.sh
 
 save=false
+build=true
 only=all
 while [ $# -gt 0 ]; do
   case $1 in
     --save) save=true ;;
+    # Use the release binaries already built (e.g. while the tree is mid-edit).
+    --no-build) build=false ;;
     --only) only=$2; shift ;;
     -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
@@ -61,8 +64,10 @@ machine_json() { # COMMAND SETTINGS
 }
 
 install_tools
-log "building release binaries"
-cargo build --release --workspace --bins --quiet
+if $build; then
+  log "building release binaries"
+  cargo build --release --workspace --bins --quiet
+fi
 # cargo honours CARGO_TARGET_DIR; so do we (the default is target/).
 export BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 OUT=$ROOT/target/bench
