@@ -15,10 +15,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 pub use body::{BodyError, ProxyBody, UpstreamBody};
@@ -235,8 +235,11 @@ struct Attempt {
 }
 
 /// The request body, held whole so it can be sent again to another account.
+/// It is copied into a buffer of its own, sized up front from `content-length`:
+/// a slice of hyper's read buffer would pin that buffer for as long as the
+/// response streams, and growing a buffer for a large body costs page faults.
 async fn read_body(
-    body: Incoming,
+    mut body: Incoming,
     parts: &Parts,
     limit: u64,
 ) -> Result<Bytes, (StatusCode, &'static str)> {
@@ -253,14 +256,23 @@ async fn read_body(
         return Err(TOO_LARGE);
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(TOO_LARGE),
-        Err(_) => Err((
-            StatusCode::BAD_REQUEST,
-            "the request body could not be read",
-        )),
+    let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0));
+    let mut buffer = BytesMut::with_capacity(capacity.min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                return Err(TOO_LARGE);
+            }
+            buffer.extend_from_slice(&data);
+        }
     }
+    Ok(buffer.freeze())
 }
 
 fn build_upstream_request(
