@@ -72,7 +72,15 @@ pub async fn run_controller(
     ));
     let children = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
 
-    let controller = Controller::new(api::<Guarded>(&client, ns), watcher::Config::default());
+    let controller = Controller::new(api::<Guarded>(&client, ns), watcher::Config::default())
+        .with_config(
+            kube::runtime::controller::Config::default()
+                // Unbounded, 500 CRs at once sent bursts the API server
+                // answered with 504s (bench/results/profiles.md).
+                .concurrency(RECONCILE_CONCURRENCY)
+                // A rollout's burst of child events becomes one reconcile.
+                .debounce(RECONCILE_DEBOUNCE),
+        );
     let store = controller.store();
     info!(
         namespace = ns.unwrap_or("<all>"),
@@ -105,6 +113,11 @@ pub async fn run_controller(
         .await;
     info!("controller stopped");
 }
+
+/// Reconciles in flight at once (never two of one CR).
+const RECONCILE_CONCURRENCY: u16 = 16;
+/// Quiet time before reconciling after an event on a CR or its children.
+const RECONCILE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Backoff after a watch error. kube-runtime applies ONE backoff to the merged
 /// stream of all eight watches and polls none of them while it sleeps, so when

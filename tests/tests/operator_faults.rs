@@ -334,6 +334,20 @@ async fn api_server_restart_mid_reconcile_converges_and_duplicates_nothing() -> 
         }
         Ok::<_, anyhow::Error>(g)
     };
+    // The controller-manager lost the API server too and may still be in its
+    // own backoff: wait for its ReplicaSets, then require exactly one each.
+    eventually(
+        "one ReplicaSet per Deployment",
+        Duration::from_secs(90),
+        || async {
+            for name in &all {
+                let rs = names_of::<ReplicaSet>(&client, &ns.name, name).await?;
+                ensure!(rs.len() == 1, "{name}: ReplicaSets {rs:?}");
+            }
+            Ok(())
+        },
+    )
+    .await?;
     let first = generations().await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let second = generations().await?;
