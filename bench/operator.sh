@@ -121,7 +121,19 @@ for n in $COUNTS; do
   # Let the controller manager finish its own work (ReplicaSets, Deployment status) and
   # the operator react to it, then count writes in a quiet window.
   window=$([ "$n" = "$largest" ] && echo "$STEADY_LARGEST" || echo "$STEADY_OTHERS")
-  sleep "${BENCH_SETTLE_SECONDS:-15}"
+  # Quiet = no write by anyone to CRs, children, ReplicaSets or Pods for 10 s (the controller
+  # manager creates a ReplicaSet and a Pod per Deployment and updates their status for a
+  # while after the operator has converged; the operator reacts to those changes).
+  settle_deadline=$((SECONDS + ${BENCH_SETTLE_MAX_SECONDS:-240}))
+  previous=""
+  quiet_since=$SECONDS
+  while [ $((SECONDS - quiet_since)) -lt "${BENCH_QUIET_SECONDS:-10}" ] && [ $SECONDS -lt $settle_deadline ]; do
+    sleep 2
+    current=$(write_counters | jq '[to_entries[] | select(.key | test("^(claudemiddlewares|deployments|services|networkpolicies|replicasets|pods)/")) | .value] | add')
+    if [ "$current" != "$previous" ]; then quiet_since=$SECONDS; previous=$current; fi
+  done
+  settled_s=$(echo "$(date +%s.%N) - $t_converged" | bc)
+  log "operator: quiet ${settled_s} s after converging"
   versions "$ns" >"$WORK/versions-before"
   write_counters >"$WORK/writes-before.json"
   reconciles_before=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" | awk '/^claude_middleware_operator_reconciles_total / {print $2}')
@@ -138,12 +150,12 @@ for n in $COUNTS; do
     --argjson hwm "$(hwm_kib "$op")" --argjson rss "$(rss_kib "$op")" --argjson window "$window" \
     --argjson changed "$changed" --argjson writes "$(cat "$WORK/writes-delta.json")" \
     --argjson converge_writes "$(cat "$WORK/writes-converge.json")" \
-    --arg mine "$operator_resources" --arg rb "${reconciles_before:-0}" --arg ra "${reconciles_after:-0}" \
+    --arg mine "$operator_resources" --arg settled "$settled_s" --arg rb "${reconciles_before:-0}" --arg ra "${reconciles_after:-0}" \
     '{n: $n,
       create_s: (($created | tonumber) - ($t0 | tonumber)),
       converge_s: (($converged | tonumber) - ($t0 | tonumber)),
       peak_rss_kib: $hwm, rss_kib_after: $rss,
-      steady_window_s: $window,
+      steady_window_s: $window, quiet_after_converged_s: ($settled | tonumber),
       steady_changed_objects: $changed,
       steady_writes_by_resource: $writes,
       steady_writes: ([$writes | to_entries[] | select(.key | test($mine)) | .value] | add // 0),

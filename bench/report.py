@@ -261,7 +261,7 @@ def markdown(result):
         lines.append(f"\nproxy / nginx = **{fmt(f['rps_small']['ratio_proxy_nginx'], digits=2)}**")
 
     for key, title in (("lat_c1", "## 2a. Latency at 1 concurrent request (oha)"),
-                       ("lat_open", "## 2b. Latency, open loop at half of direct's max RPS (oha --latency-correction)")):
+                       ("lat_open", "## 2b. Latency, open loop at half of the slowest path's max RPS (oha --latency-correction)")):
         if key not in f:
             continue
         e = f[key]
