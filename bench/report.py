@@ -313,19 +313,22 @@ def markdown(result):
     if "operator" in f:
         lines += ["", "## Operator at scale (local kube-apiserver + etcd + controller-manager)", "",
                   "| CRs | created in | converged in | operator writes per CR while converging | peak RSS "
-                  "| steady window | writes in window | objects changed | reconciles |",
-                  "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+                  "| cluster quiet after | steady window | writes in window | objects changed | reconciles |",
+                  "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for op in f["operator"]:
             lines.append(
                 f"| {op['n']} | {op['create_s']:.1f} s | {op['converge_s']:.1f} s | "
                 f"{fmt(op.get('converge_operator_writes_per_cr'), digits=1)} | "
-                f"{op['peak_rss_kib'] / 1024:.1f} MiB | {op['steady_window_s']} s | {op['steady_writes']:.0f} | "
+                f"{op['peak_rss_kib'] / 1024:.1f} MiB | {fmt(op.get('quiet_after_converged_s'), ' s', 0)} | "
+                f"{op['steady_window_s']} s | {op['steady_writes']:.0f} | "
                 f"{op['steady_changed_objects']} | {op['steady_reconciles']:.0f} |")
         lines.append(
             "\nConverged = every CR has status.observedGeneration == metadata.generation and its "
             "Deployment, Service and NetworkPolicy exist; timed from the start of `kubectl create` "
             "(one POST per CR; the create time is included). Writes per CR while converging: server-side "
-            "applies of children and status patches, from `apiserver_request_total`. Steady writes = the API server's `apiserver_request_total` for write verbs "
+            "applies of children and status patches, from `apiserver_request_total`. The steady window starts once nobody (operator or controller "
+            "manager) has written to CRs, children, ReplicaSets or Pods for 10 s (\"cluster quiet "
+            "after\" convergence). Steady writes = the API server's `apiserver_request_total` for write verbs "
             "on CRs and every kind of child (all clients; Leases, Events and IP-allocator repairs "
             "reported in results.json, not counted), over the window.")
     lines += ["", "Raw runs (every repetition) are in `results.json`. Where a goal is missed, "
