@@ -47,3 +47,7 @@ scripts/check-deploy.sh "$CLAUDE_MIDDLEWARE_CONTROLPLANE"
 
 step "the demo, end to end (make demo twice, make demo-clean)"
 scripts/test-demo.sh
+
+# One closing line with the totals of every cargo test binary above.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/claude-middleware-test.log"
