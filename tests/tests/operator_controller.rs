@@ -75,48 +75,36 @@ async fn assert_children_match_render(
     let cr = cr_api(client, ns).get(NAME).await?;
     let input = RenderInput::new(&cr, IMAGE, redis_hash)?;
     let want = render(&input);
-    let got = get::<Deployment>(client, ns, NAME).await?;
-    assert_subset(
-        &serde_json::to_value(&want.deployment)?,
-        &serde_json::to_value(&got)?,
-        "Deployment",
-    );
-    let got = get::<Service>(client, ns, NAME).await?;
-    assert_subset(
-        &serde_json::to_value(&want.service)?,
-        &serde_json::to_value(&got)?,
-        "Service",
-    );
-    if let Some(np) = &want.network_policy {
-        let got = get::<NetworkPolicy>(client, ns, NAME).await?;
+    assert_child_matches(client, ns, Some(&want.deployment), "Deployment").await?;
+    assert_child_matches(client, ns, Some(&want.service), "Service").await?;
+    assert_child_matches(client, ns, want.network_policy.as_ref(), "NetworkPolicy").await?;
+    assert_child_matches(client, ns, want.ingress.as_ref(), "Ingress").await?;
+    assert_child_matches(client, ns, want.hpa.as_ref(), "HPA").await?;
+    assert_child_matches(client, ns, want.pdb.as_ref(), "PDB").await?;
+    Ok(())
+}
+
+/// When the renderer produced a child of this kind, the server's object
+/// carries every field of it with the same value.
+async fn assert_child_matches<K>(
+    client: &Client,
+    ns: &str,
+    want: Option<&K>,
+    kind: &str,
+) -> anyhow::Result<()>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    if let Some(want) = want {
+        let got = get::<K>(client, ns, NAME).await?;
         assert_subset(
-            &serde_json::to_value(np)?,
+            &serde_json::to_value(want)?,
             &serde_json::to_value(&got)?,
-            "NetworkPolicy",
-        );
-    }
-    if let Some(i) = &want.ingress {
-        let got = get::<Ingress>(client, ns, NAME).await?;
-        assert_subset(
-            &serde_json::to_value(i)?,
-            &serde_json::to_value(&got)?,
-            "Ingress",
-        );
-    }
-    if let Some(h) = &want.hpa {
-        let got = get::<HorizontalPodAutoscaler>(client, ns, NAME).await?;
-        assert_subset(
-            &serde_json::to_value(h)?,
-            &serde_json::to_value(&got)?,
-            "HPA",
-        );
-    }
-    if let Some(p) = &want.pdb {
-        let got = get::<PodDisruptionBudget>(client, ns, NAME).await?;
-        assert_subset(
-            &serde_json::to_value(p)?,
-            &serde_json::to_value(&got)?,
-            "PDB",
+            kind,
         );
     }
     Ok(())
