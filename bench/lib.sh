@@ -142,7 +142,7 @@ start_proxy() {
   PORT=$port GIN_MODE=release RUST_LOG=warn \
     MIDDLEWARE_AUTH_ENABLED=true MIDDLEWARE_API_KEYS=$BENCH_API_KEY \
     REDIS_URL=redis://127.0.0.1:$redis/0 TARGET_URL=http://127.0.0.1:$target \
-    SHARED_HEALTH=true \
+    SHARED_HEALTH=true SHUTDOWN_DELAY=0 \
     "${PIN_SERVER[@]}" "${PROXY_WRAP[@]}" "$BIN/claude-middleware" >/dev/null 2>"$WORK/proxy.stderr" &
   PROXY_PID=$!
   BENCH_PIDS+=("$PROXY_PID")

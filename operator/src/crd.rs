@@ -237,7 +237,12 @@ pub struct ProxySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub health_key_prefix: Option<String>,
-    /// How long in-flight streams may finish after SIGTERM (default 30s).
+    /// After SIGTERM, how long the proxy keeps accepting new connections
+    /// (its readiness already failing) before it stops and drains (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    pub shutdown_delay: Option<String>,
+    /// How long in-flight streams may finish once the proxy stops accepting (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
     pub drain_timeout: Option<String>,

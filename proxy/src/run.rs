@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::config::{Config, ConfigError};
 use crate::keys_file::{combined_keys, read_keys_file, watch_keys_file};
 use crate::refresh::run_refresher;
-use crate::server::serve;
+use crate::server::{Stop, serve};
 use crate::shared::run_subscriber;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +77,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (a terminal).
-async fn shutdown_signal() {
+async fn shutdown_signal() -> Stop {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -90,7 +90,13 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! {
-        () = terminate => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        () = terminate => {
+            tracing::info!("SIGTERM received");
+            Stop::Terminate
+        }
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("SIGINT received");
+            Stop::Interrupt
+        }
     }
 }

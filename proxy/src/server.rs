@@ -1,15 +1,19 @@
 //! The listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with a
-//! graceful drain on shutdown.
+//! lame duck and a graceful drain on shutdown.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::CONNECTION;
+use http::{HeaderValue, Request, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::{App, handle};
 
@@ -18,9 +22,22 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head accepted; beyond it the client gets 431.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Serves until `shutdown` completes, then stops accepting and lets in-flight
-/// requests finish for up to `DRAIN_TIMEOUT`.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+/// Why the server is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM (Kubernetes, `docker stop`): load balancers may still send new
+    /// connections for a moment, so keep serving them during `SHUTDOWN_DELAY`.
+    Terminate,
+    /// SIGINT (a terminal's Ctrl-C): nothing balances to us, drain at once.
+    Interrupt,
+}
+
+/// Serves until `stop` completes; then, for SIGTERM, a lame duck of
+/// `SHUTDOWN_DELAY` (`/ready` answers 503 but new connections are still
+/// served, so none is refused while endpoints and load balancers catch up);
+/// then stops accepting and lets in-flight requests finish for up to
+/// `DRAIN_TIMEOUT`.
+pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Output = Stop>) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -29,39 +46,24 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         .max_buf_size(MAX_HEADER_BYTES);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    let server = Acceptor {
+        app: &app,
+        listener: &listener,
+        builder: &builder,
+        graceful: &graceful,
+    };
 
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = service_fn(move |request| {
-                    let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(app, request, Some(peer.ip())).await) }
-                });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-
+    let why = server.accept_until(stop).await;
     app.start_draining();
+    if why == Stop::Terminate && !app.config.shutdown_delay.is_zero() {
+        tracing::info!(
+            shutdown_delay_s = app.config.shutdown_delay.as_secs_f64(),
+            "SIGTERM: /ready answers 503; still accepting until load balancers let go"
+        );
+        server
+            .accept_until(tokio::time::sleep(app.config.shutdown_delay))
+            .await;
+    }
     drop(listener);
     tracing::info!(
         drain_timeout_s = app.config.drain_timeout.as_secs_f64(),
@@ -74,5 +76,64 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             inflight_streams = app.metrics.inflight_streams.get(),
             "drain timeout reached; cutting the remaining streams"
         ),
+    }
+}
+
+/// The accept loop's parts, borrowed for each phase of the server's life.
+struct Acceptor<'a> {
+    app: &'a Arc<App>,
+    listener: &'a TcpListener,
+    builder: &'a auto::Builder<TokioExecutor>,
+    graceful: &'a GracefulShutdown,
+}
+
+impl Acceptor<'_> {
+    /// Accepts and serves connections until `until` completes; returns its output.
+    async fn accept_until<T>(&self, until: impl Future<Output = T>) -> T {
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => self.serve_connection(stream, peer.ip()),
+                    Err(error) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                output = &mut until => return output,
+            }
+        }
+    }
+
+    fn serve_connection(&self, stream: TcpStream, peer: IpAddr) {
+        let _ = stream.set_nodelay(true);
+        let app = self.app.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let app = app.clone();
+            async move {
+                let http1 = request.version() < Version::HTTP_2;
+                let mut response = handle(app.clone(), request, Some(peer)).await;
+                // Once draining, end each HTTP/1 keep-alive connection after its
+                // response: the client reconnects, and the Service sends the new
+                // connection to a pod that is not going away.
+                if http1 && app.is_draining() {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = self.graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
     }
 }

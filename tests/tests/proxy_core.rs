@@ -573,7 +573,8 @@ async fn index_missing_falls_back_to_scan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_streams_then_exits_zero() {
-    let mut stack = Stack::start(&[("DRAIN_TIMEOUT", "20s")]).await;
+    // No lame duck: this test is about the drain that follows it.
+    let mut stack = Stack::start(&[("SHUTDOWN_DELAY", "0"), ("DRAIN_TIMEOUT", "20s")]).await;
     // About 3 s of stream.
     let response = post_messages(
         &stack.url(),
@@ -613,8 +614,84 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_starts_a_lame_duck_that_serves_new_connections_then_refuses_them() {
+    let delay = Duration::from_secs(4);
+    let mut stack = Stack::start(&[("SHUTDOWN_DELAY", "4s"), ("DRAIN_TIMEOUT", "20s")]).await;
+    let base = stack.url();
+    // A keep-alive connection opened before the signal.
+    let kept_alive = http();
+    let before = kept_alive
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before.status(), 200);
+    assert!(before.headers().get("connection").is_none());
+
+    let signalled = Instant::now();
+    stack.proxy.sigterm();
+    // /ready fails at once, answered on a new connection (so one was accepted).
+    wait_until(
+        "/ready to answer 503",
+        Duration::from_secs(10),
+        async || {
+            let answer = http().get(format!("{base}/ready")).send().await;
+            answer
+                .expect("a new connection refused during the lame duck")
+                .status()
+                == 503
+        },
+    )
+    .await;
+
+    // A streamed request on a new connection is still served, to the end, and
+    // its connection is not kept alive.
+    let response = post_messages(&base, true, &[("x-test-events", "5")]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+    let body = read_timed(response).await;
+    assert!(body.error.is_none(), "{:?}", body.error);
+    assert!(body.text().contains("message_stop"), "{}", body.text());
+    // The old keep-alive connection gets its answer, and is told to go.
+    let reused = kept_alive
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 200);
+    assert_eq!(
+        reused.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+
+    // Then the listener closes: new connections are refused, not before the delay.
+    wait_until(
+        "new connections to be refused",
+        Duration::from_secs(15),
+        async || http().get(format!("{base}/health")).send().await.is_err(),
+    )
+    .await;
+    let refused_after = signalled.elapsed();
+    assert!(
+        refused_after >= delay,
+        "refused {refused_after:?} after SIGTERM, before SHUTDOWN_DELAY"
+    );
+    let status = tokio::task::block_in_place(|| stack.proxy.wait_exit(Duration::from_secs(15)));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        stack.proxy.logs()
+    );
+    println!("observed: lame duck served new connections; refused {refused_after:?} after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_timeout_cuts_streams_that_outlast_it() {
-    let mut stack = Stack::start(&[("DRAIN_TIMEOUT", "1s")]).await;
+    let mut stack = Stack::start(&[("SHUTDOWN_DELAY", "0"), ("DRAIN_TIMEOUT", "1s")]).await;
     // About 20 s of stream: far longer than the drain timeout.
     let response = post_messages(
         &stack.url(),
@@ -662,6 +739,7 @@ fn bad_configuration_stops_start_up_with_one_line() {
         (vec![("MAX_BODY_BYTES", "-1")], "MAX_BODY_BYTES"),
         (vec![("RETRY_ATTEMPTS", "many")], "RETRY_ATTEMPTS"),
         (vec![("DRAIN_TIMEOUT", "x")], "DRAIN_TIMEOUT"),
+        (vec![("SHUTDOWN_DELAY", "soon")], "SHUTDOWN_DELAY"),
         (
             vec![("COOLDOWN_RATE_LIMIT", "forever")],
             "COOLDOWN_RATE_LIMIT",

@@ -251,7 +251,12 @@ async fn a_client_leaving_mid_stream_cancels_the_upstream_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_streams_drain_on_sigterm() {
-    let mut stack = Stack::start(&[("DRAIN_TIMEOUT", "30s"), ("RUST_LOG", "warn")]).await;
+    let mut stack = Stack::start(&[
+        ("SHUTDOWN_DELAY", "0"),
+        ("DRAIN_TIMEOUT", "30s"),
+        ("RUST_LOG", "warn"),
+    ])
+    .await;
     let base = stack.url();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)

@@ -84,10 +84,16 @@ pub fn render(input: &RenderInput<'_>) -> Deployment {
         automount_service_account_token: Some(false),
         // Service links would inject REDIS_PORT=tcp://… for a Service named redis.
         enable_service_links: Some(false),
-        // No shell in the image for a preStop sleep: the proxy drains on SIGTERM
-        // itself, so give it the drain time plus a margin.
+        // No preStop: on SIGTERM the proxy itself keeps serving new connections
+        // for SHUTDOWN_DELAY (a lame duck, while the endpoint is removed from
+        // kube-proxy and ingress controllers), then drains. A native
+        // `preStop.sleep` would only add the same wait again, and unlike the
+        // lame duck it keeps /ready at 200 (health-checking load balancers
+        // would not notice), does nothing outside Kubernetes, and needs
+        // API servers that know the sleep action (1.30+).
+        // The kubelet's grace period counts from the SIGTERM, so it covers both.
         termination_grace_period_seconds: Some(
-            input.drain_seconds + super::input::GRACE_MARGIN_SECONDS,
+            input.shutdown_delay_seconds + input.drain_seconds + super::input::GRACE_MARGIN_SECONDS,
         ),
         service_account_name: spec.pod.service_account_name.clone(),
         priority_class_name: spec.pod.priority_class_name.clone(),
@@ -185,7 +191,7 @@ fn env(input: &RenderInput<'_>) -> Vec<EnvVar> {
         };
         env.push(plain("LOG_FORMAT", f.into()));
     }
-    let optional: [(&str, Option<String>); 10] = [
+    let optional: [(&str, Option<String>); 11] = [
         (
             "ACCOUNT_REFRESH_INTERVAL",
             p.account_refresh_interval.clone(),
@@ -198,6 +204,7 @@ fn env(input: &RenderInput<'_>) -> Vec<EnvVar> {
         ("RETRY_ATTEMPTS", p.retry_attempts.map(|v| v.to_string())),
         ("SHARED_HEALTH", p.shared_health.map(|v| v.to_string())),
         ("HEALTH_KEY_PREFIX", p.health_key_prefix.clone()),
+        ("SHUTDOWN_DELAY", p.shutdown_delay.clone()),
         ("DRAIN_TIMEOUT", p.drain_timeout.clone()),
     ];
     env.extend(
@@ -361,7 +368,9 @@ mod tests {
         assert_eq!(sc.allow_privilege_escalation, Some(false));
         assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
         assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
-        assert_eq!(pod.termination_grace_period_seconds, Some(45));
+        // The proxy's default lame duck (5 s) + drain (30 s) + margin (15 s); no preStop.
+        assert_eq!(pod.termination_grace_period_seconds, Some(50));
+        assert!(pod.containers[0].lifecycle.is_none());
         let c = &pod.containers[0];
         let path = |p: &Option<Probe>| p.clone().unwrap().http_get.unwrap().path.unwrap();
         assert_eq!(path(&c.liveness_probe), "/health");
@@ -395,8 +404,10 @@ mod tests {
             Some("/etc/claude-middleware/api-keys/keys")
         );
         assert_eq!(env["DRAIN_TIMEOUT"].value.as_deref(), Some("1m"));
+        assert_eq!(env["SHUTDOWN_DELAY"].value.as_deref(), Some("10s"));
         let pod = spec.template.spec.unwrap();
-        assert_eq!(pod.termination_grace_period_seconds, Some(75));
+        // Lame duck (10 s) + drain (60 s) + margin (15 s).
+        assert_eq!(pod.termination_grace_period_seconds, Some(85));
         let vol = pod
             .volumes
             .unwrap()

@@ -9,6 +9,8 @@ use crate::crd::ClaudeMiddleware;
 
 /// Default proxy drain (proxy.md: DRAIN_TIMEOUT 30s).
 pub const DEFAULT_DRAIN_SECONDS: i64 = 30;
+/// Default proxy lame duck (proxy.md: SHUTDOWN_DELAY 5s).
+pub const DEFAULT_SHUTDOWN_DELAY_SECONDS: i64 = 5;
 /// Extra time on top of the drain before the kubelet kills the pod.
 pub const GRACE_MARGIN_SECONDS: i64 = 15;
 
@@ -30,6 +32,7 @@ pub struct RenderInput<'a> {
     pub image: String,
     pub target_port: u16,
     pub drain_seconds: i64,
+    pub shutdown_delay_seconds: i64,
     /// sha256 of the Redis password Secret data; a change rolls the pods.
     pub redis_password_hash: Option<String>,
 }
@@ -58,6 +61,13 @@ impl<'a> RenderInput<'a> {
             })?,
             None => DEFAULT_DRAIN_SECONDS,
         };
+        let shutdown_delay_seconds = match &cr.spec.proxy.shutdown_delay {
+            Some(v) => parse_duration_seconds(v).ok_or_else(|| InvalidSpec::Duration {
+                field: "shutdownDelay",
+                value: v.clone(),
+            })?,
+            None => DEFAULT_SHUTDOWN_DELAY_SECONDS,
+        };
         let image = cr
             .spec
             .image
@@ -70,6 +80,7 @@ impl<'a> RenderInput<'a> {
             image,
             target_port,
             drain_seconds,
+            shutdown_delay_seconds,
             redis_password_hash,
         })
     }

@@ -96,6 +96,9 @@ pub struct Config {
     pub retry_attempts: u32,
     pub shared_health: bool,
     pub health_key_prefix: String,
+    /// Lame duck after SIGTERM: `/ready` is 503 but connections are still
+    /// accepted, until load balancers have stopped sending new ones.
+    pub shutdown_delay: Duration,
     pub drain_timeout: Duration,
 }
 
@@ -192,6 +195,10 @@ impl Config {
                 value(&raw.shared_health).unwrap_or("true"),
             )?,
             health_key_prefix,
+            // 5 s: kube-proxy and in-cluster ingress controllers usually drop a
+            // terminating endpoint within 1-2 s; 5 s covers a busy node without
+            // making every rollout noticeably slower.
+            shutdown_delay: duration("SHUTDOWN_DELAY", &raw.shutdown_delay, "5s")?,
             drain_timeout: duration("DRAIN_TIMEOUT", &raw.drain_timeout, "30s")?,
         })
     }
@@ -364,6 +371,7 @@ mod tests {
         assert!(config.shared_health);
         assert_eq!(config.health_key_prefix, "claude-middleware:");
         assert_eq!(config.drain_timeout, Duration::from_secs(30));
+        assert_eq!(config.shutdown_delay, Duration::from_secs(5));
         assert_eq!(config.log_format, LogFormat::Text);
     }
 
@@ -496,6 +504,13 @@ mod tests {
                     ..raw()
                 },
                 "DRAIN_TIMEOUT",
+            ),
+            (
+                RawSettings {
+                    shutdown_delay: Some("a moment".into()),
+                    ..raw()
+                },
+                "SHUTDOWN_DELAY",
             ),
             (
                 RawSettings {

@@ -78,7 +78,10 @@ pub struct RawSettings {
     /// Prefix of the proxy's own Redis keys [default: claude-middleware:]
     #[arg(long, env = "HEALTH_KEY_PREFIX")]
     pub health_key_prefix: Option<String>,
-    /// How long in-flight requests may finish after SIGTERM [default: 30s]
+    /// After SIGTERM: how long /ready answers 503 while new connections are still served, before the listener closes [default: 5s]
+    #[arg(long, env = "SHUTDOWN_DELAY")]
+    pub shutdown_delay: Option<String>,
+    /// How long in-flight requests may finish once the listener closes [default: 30s]
     #[arg(long, env = "DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,
 }
