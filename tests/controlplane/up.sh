@@ -19,6 +19,13 @@ dir=$(cd "$dir" && pwd)
 ready_timeout=${CLAUDE_MIDDLEWARE_CONTROLPLANE_TIMEOUT:-180}
 # Room for ~250 Services by default; the operator benchmark (500 CRs) asks for more.
 service_cidr=${CLAUDE_MIDDLEWARE_SERVICE_CIDR:-10.0.0.0/24}
+# Set by tests/cluster/up.sh: the control plane then serves a real node. The API
+# server listens on this address (the node's bridge, reachable from pods) instead
+# of 127.0.0.1, keeps the `kubernetes` Service's endpoint (pods reach it through
+# its ClusterIP), mounts ServiceAccount tokens into pods, and reaches kubelets by
+# their InternalIP with the admin client certificate (kubectl logs/exec).
+node_address=${CLAUDE_MIDDLEWARE_CONTROLPLANE_NODE_ADDRESS:-}
+address=${node_address:-127.0.0.1}
 
 log() { echo "up.sh: $*" >&2; }
 for tool in openssl setsid flock base64; do
@@ -87,7 +94,7 @@ ossl() { openssl "$@" >/dev/null 2>&1; }
 ossl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=claude-middleware-test-ca" \
   -keyout "$pki/ca.key" -out "$pki/ca.crt"
 ossl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$pki/apiserver.key" -out "$pki/apiserver.csr"
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n' >"$pki/apiserver.ext"
+printf 'subjectAltName=IP:127.0.0.1,IP:'"$address"',DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n' >"$pki/apiserver.ext"
 ossl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
   -days 3650 -extfile "$pki/apiserver.ext" -out "$pki/apiserver.crt"
 ossl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=admin" -keyout "$pki/admin.key" -out "$pki/admin.csr"
@@ -105,7 +112,7 @@ kind: Config
 clusters:
 - name: claude-middleware-test
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: https://$address:$api_port
     certificate-authority-data: $(b64 "$pki/ca.crt")
 users:
 - name: admin
@@ -140,10 +147,23 @@ spawn etcd "$dir/bin/etcd" \
   --unsafe-no-fsync \
   --log-level warn
 
+if [ -n "$node_address" ]; then
+  node_flags=(
+    --endpoint-reconciler-type lease
+    --kubelet-preferred-address-types InternalIP
+    --kubelet-client-certificate "$pki/admin.crt"
+    --kubelet-client-key "$pki/admin.key"
+  )
+else
+  node_flags=(
+    --disable-admission-plugins ServiceAccount
+    --endpoint-reconciler-type none
+  )
+fi
 spawn kube-apiserver "$dir/bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_port" \
-  --bind-address 127.0.0.1 \
-  --advertise-address 127.0.0.1 \
+  --bind-address "$address" \
+  --advertise-address "$address" \
   --secure-port "$api_port" \
   --cert-dir "$pki" \
   --tls-cert-file "$pki/apiserver.crt" \
@@ -155,8 +175,7 @@ spawn kube-apiserver "$dir/bin/kube-apiserver" \
   --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range "$service_cidr" \
   --allow-privileged=true \
-  --disable-admission-plugins ServiceAccount \
-  --endpoint-reconciler-type none
+  "${node_flags[@]}"
 
 fail() {
   log "$*"
@@ -200,4 +219,4 @@ wait_for "the controller-manager (ServiceAccount default/default)" default_sa
 # Published last: a present DIR/kubeconfig means a ready control plane.
 cp "$pki/admin.kubeconfig" "$dir/kubeconfig.partial"
 mv "$dir/kubeconfig.partial" "$dir/kubeconfig"
-log "control plane ready in $(( $(date +%s) - start ))s: export KUBECONFIG=$dir/kubeconfig (API server https://127.0.0.1:$api_port)"
+log "control plane ready in $(( $(date +%s) - start ))s: export KUBECONFIG=$dir/kubeconfig (API server https://$address:$api_port)"

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod cluster;
 pub mod controlplane;
 pub mod fixture_accounts;
 pub mod ports;
