@@ -35,7 +35,45 @@ scripts/check-gitops.sh
 scripts/check-readme.py
 
 step "cargo test"
-cargo test --workspace --locked 2>&1 | tee "${TMPDIR:-/tmp}/claude-middleware-test.log"
+# The cluster end-to-end tests run in their own step below, on their own cluster.
+CLAUDE_MIDDLEWARE_CLUSTER_SKIPPED="they run in the test command's 'cluster end to end' step" \
+  cargo test --workspace --locked 2>&1 | tee "${TMPDIR:-/tmp}/claude-middleware-test.log"
+
+step "cluster end to end: a real kubelet, kube-proxy and containerd (tests/cluster/up.sh)"
+# Needs root (containerd, the kubelet, a bridge) and the Debian packages below;
+# otherwise skipped, saying why.
+cluster_skip=""
+if [ "$(id -u)" -ne 0 ]; then
+  cluster_skip="not root: containerd and the kubelet need root"
+elif [ ! -d /sys/fs/cgroup/memory ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+  cluster_skip="no cgroup filesystem at /sys/fs/cgroup"
+else
+  source tests/cluster/lib.sh
+  if [ -n "$(cluster_missing_tools)" ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+      echo "installing $CLUSTER_PACKAGES (apt)"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq && apt-get install -y -qq $CLUSTER_PACKAGES >/dev/null || true
+    fi
+    [ -z "$(cluster_missing_tools)" ] || cluster_skip="missing $(cluster_missing_tools), and apt-get could not install them"
+  fi
+fi
+if [ -n "$cluster_skip" ]; then
+  echo "cluster end-to-end tests SKIPPED: $cluster_skip"
+else
+  cluster_dir="${TMPDIR:-/tmp}/claude-middleware-cluster-test-$$"
+  cleanup() {
+    tests/cluster/down.sh "$cluster_dir" >/dev/null 2>&1 || true
+    tests/controlplane/down.sh "$CLAUDE_MIDDLEWARE_CONTROLPLANE" >/dev/null 2>&1 || true
+  }
+  tests/cluster/build.sh >/dev/null
+  cluster_start=$(date +%s)
+  tests/cluster/up.sh "$cluster_dir"
+  CLAUDE_MIDDLEWARE_CLUSTER="$cluster_dir" cargo test --locked -p claude-middleware-tests --test cluster_e2e \
+    -- --nocapture 2>&1 | tee -a "${TMPDIR:-/tmp}/claude-middleware-test.log"
+  tests/cluster/down.sh "$cluster_dir"
+  echo "cluster end to end: $(( $(date +%s) - cluster_start ))s (up, tests, down)"
+fi
 
 step "fuzz targets: a short smoke run of each (make fuzz runs them longer)"
 make fuzz FUZZ_SECONDS=5

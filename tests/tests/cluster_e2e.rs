@@ -593,3 +593,97 @@ async fn rollouts_secret_changes_and_scaling_drop_no_request_under_load() -> any
     assert_eq!(report.failed, 0, "{report:?}");
     Ok(())
 }
+
+/// The runtime stage of a Dockerfile: USER, ENTRYPOINT, CMD and EXPOSE as the image
+/// config spells them.
+fn dockerfile_promises(path: &str) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)?;
+    let runtime = text
+        .rsplit_once("\nFROM ")
+        .map(|(_, stage)| stage)
+        .context("no FROM")?;
+    let mut config = serde_json::json!({"ExposedPorts": {}});
+    for line in runtime.lines().map(str::trim) {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match word {
+            "USER" => config["User"] = rest.into(),
+            "ENTRYPOINT" => config["Entrypoint"] = serde_json::from_str(rest)?,
+            "CMD" => config["Cmd"] = serde_json::from_str(rest)?,
+            "EXPOSE" => {
+                for port in rest.split_whitespace() {
+                    config["ExposedPorts"][format!("{port}/tcp")] = serde_json::json!({});
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(config)
+}
+
+/// The config of an image in the node's containerd, read through `ctr`.
+fn image_config(cluster: &Cluster, image: &str) -> anyhow::Result<Value> {
+    let sock = cluster
+        .env("CONTAINERD_SOCK")
+        .context("no CONTAINERD_SOCK")?;
+    let ctr = |args: &[&str]| -> anyhow::Result<String> {
+        let output = std::process::Command::new("ctr")
+            .args(["--address", sock, "-n", "k8s.io"])
+            .args(args)
+            .output()?;
+        if !output.status.success() {
+            bail!("ctr {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let listed = ctr(&["images", "ls", &format!("name=={image}")])?;
+    let manifest_digest = listed
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("sha256:")))
+        .with_context(|| format!("{image} is not in containerd: {listed}"))?
+        .to_string();
+    let manifest: Value = serde_json::from_str(&ctr(&["content", "get", &manifest_digest])?)?;
+    let config_digest = manifest["config"]["digest"].as_str().context("no config")?;
+    let config: Value = serde_json::from_str(&ctr(&["content", "get", config_digest])?)?;
+    Ok(config["config"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_images_keep_the_dockerfiles_promises() -> anyhow::Result<()> {
+    let Some(cluster) = cluster_or_skip("the_images_keep_the_dockerfiles_promises") else {
+        return Ok(());
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for (dockerfile, image) in [
+        ("Dockerfile.proxy", "PROXY_IMAGE"),
+        ("Dockerfile.operator", "OPERATOR_IMAGE"),
+    ] {
+        let promised = dockerfile_promises(&format!("{root}/{dockerfile}"))?;
+        let image = cluster.env(image).context("image name")?;
+        let config = image_config(cluster, image)?;
+        for field in ["User", "Entrypoint", "Cmd", "ExposedPorts"] {
+            assert_eq!(
+                config[field], promised[field],
+                "{image}: {field} differs from {dockerfile}"
+            );
+        }
+        assert_eq!(config["User"], "65532:65532");
+    }
+    // No shell in the image: exec of /bin/sh in the operator's pod fails.
+    install_operator(cluster)?;
+    let shell = cluster.control_plane.kubectl(&[
+        "-n",
+        "claude-middleware-system",
+        "exec",
+        "deploy/claude-middleware-operator",
+        "--",
+        "/bin/sh",
+        "-c",
+        "true",
+    ]);
+    assert!(!shell.status.success(), "the operator image has a shell");
+    let said = String::from_utf8_lossy(&shell.stderr).to_lowercase();
+    assert!(said.contains("no such file"), "{said}");
+    Ok(())
+}
