@@ -10,6 +10,7 @@ pub mod client;
 pub mod cluster;
 pub mod controlplane;
 pub mod fixture_accounts;
+pub mod metrics;
 pub mod ports;
 pub mod proxy;
 pub mod redis;
