@@ -6,15 +6,18 @@
 #   cri-clean                            node/cri-clean (down.sh's sandbox teardown)
 #   pause                                Kubernetes' own build/pause/linux/pause.c,
 #                                        static, for the pod sandbox image
+#   coredns                              coredns/ (CoreDNS with the plugins the
+#                                        cluster DNS needs, no forward)
 # A warm cache builds nothing. The control plane (../controlplane/build.sh)
 # keeps its own cache and key.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 k8s_version=$(cat "$here/../controlplane/K8S_VERSION")
-sources=$(cat "$here/node/go.mod" "$here/node/go.sum" "$here/node/cri-clean/main.go" | sha256sum | cut -c1-12)
+sources=$(cat "$here/node/go.mod" "$here/node/go.sum" "$here/node/cri-clean/main.go" \
+  "$here/coredns/go.mod" "$here/coredns/go.sum" "$here/coredns/main.go" | sha256sum | cut -c1-12)
 key="k8s-${k8s_version}-node-${sources}"
 cache="${CLAUDE_MIDDLEWARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/claude-middleware}/cluster/$key"
-bins=(kubelet kube-proxy kube-scheduler cri-clean pause)
+bins=(kubelet kube-proxy kube-scheduler cri-clean pause coredns)
 
 complete() { for b in "${bins[@]}"; do [ -x "$cache/bin/$b" ] || return 1; done; }
 if complete; then echo "$cache/bin"; exit 0; fi
@@ -51,6 +54,8 @@ pause_version=$(sed -n 's/^[[:space:]]*PauseVersion = "\(.*\)"/\1/p' "$k8s_src/c
 gcc -Os -static -DVERSION="v${pause_version}" -o "$tmp/pause" "$k8s_src/build/pause/linux/pause.c"
 strip "$tmp/pause" 2>/dev/null || true
 echo "$pause_version" >"$tmp/pause.version"
+(cd "$here/coredns" && go build -trimpath -ldflags "-s -w" -o "$tmp/coredns" . &&
+  go list -m -f '{{.Version}}' github.com/coredns/coredns >"$tmp/coredns.version")
 rm -rf "$cache/bin"; mv "$tmp" "$cache/bin"
 echo "build.sh: built in $(( $(date +%s) - start ))s" >&2
 echo "$cache/bin"

@@ -134,7 +134,8 @@ cat >"$dir/cni/net.d/10-claude-middleware.conflist" <<EOF
   ]
 }
 EOF
-# No DNS server leaves the machine: pods do not inherit the host's resolver.
+# No DNS query leaves the machine: pods do not inherit the host's resolver;
+# they ask the cluster DNS (CoreDNS, below), which has no forwarder.
 : >"$dir/resolv.conf"
 
 # The control plane, on the node's address so pods reach it.
@@ -214,6 +215,8 @@ proxy_image="ghcr.io/claude-middleware/claude-middleware:$version"
 python3 "$here/image.py" "$root/Dockerfile.proxy" "$target_dir/debug/claude-middleware" "$proxy_image" "$dir/images/proxy.tar"
 python3 "$here/image.py" "$root/Dockerfile.operator" "$target_dir/debug/claude-middleware-operator" "$operator_image" "$dir/images/operator.tar"
 python3 "$here/image.py" --scratch "$node_bin/pause" "$pause_image" "$dir/images/pause.tar" /pause
+coredns_image="claude-middleware.test/coredns:$(cat "$node_bin/coredns.version")"
+python3 "$here/image.py" --scratch "$node_bin/coredns" "$coredns_image" "$dir/images/coredns.tar" /coredns
 for tar in "$dir"/images/*.tar; do
   ctr_ images import "$tar" >/dev/null || fail "cannot import $tar"
 done
@@ -242,6 +245,7 @@ authentication:
   x509: {clientCAFile: $ca}
 authorization: {mode: AlwaysAllow}
 clusterDomain: cluster.local
+clusterDNS: [$CLUSTER_DNS_IP]
 resolvConf: $dir/resolv.conf
 podLogsDir: $dir/pod-logs
 volumePluginDir: $dir/kubelet/volume-plugins
@@ -286,6 +290,12 @@ wait_for "node $CLUSTER_NODE_NAME to be Ready" node_ready
 proxy_synced() { nft list table ip kube-proxy >/dev/null 2>&1; }
 wait_for "kube-proxy's rules" proxy_synced
 
+# Cluster DNS: CoreDNS as a pod behind kube-dns at $CLUSTER_DNS_IP.
+sed -e "s#@IMAGE@#$coredns_image#" -e "s#@DNS_IP@#$CLUSTER_DNS_IP#" "$here/coredns.yaml" |
+  kubectl_ apply --server-side -f - >/dev/null || fail "cannot apply coredns.yaml"
+dns_ready() { kubectl_ -n kube-system rollout status deployment/coredns --timeout=5s >/dev/null 2>&1; }
+wait_for "CoreDNS" dns_ready
+
 cat >"$dir/env" <<EOF
 NODE_NAME=$CLUSTER_NODE_NAME
 NODE_IP=$CLUSTER_NODE_IP
@@ -294,6 +304,8 @@ SERVICE_CIDR=$CLUSTER_SERVICE_CIDR
 PROXY_IMAGE=$proxy_image
 OPERATOR_IMAGE=$operator_image
 PAUSE_IMAGE=$pause_image
+COREDNS_IMAGE=$coredns_image
+DNS_IP=$CLUSTER_DNS_IP
 CONTAINERD_SOCK=$sock
 KUBELET_LOG=$dir/logs/kubelet.log
 EOF

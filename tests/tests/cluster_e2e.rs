@@ -24,6 +24,12 @@ const CR: &str = "relay";
 const KEY_ONE: &str = "cr_e2e_first_key_0123456789";
 const KEY_TWO: &str = "cr_e2e_second_key_0123456789";
 const REDIS_PASSWORD: &str = "first-redis-password";
+/// The Services of the relay and Redis in each test namespace (not named like the CR,
+/// whose Service the operator owns).
+const RELAY_SERVICE: &str = "claude-relay";
+const REDIS_SERVICE: &str = "relay-redis";
+const RELAY_PORT: u16 = 3001;
+const REDIS_PORT: u16 = 6379;
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// One test at a time: they share a node with two cores.
@@ -100,6 +106,23 @@ impl Env {
             relay_forward,
             redis_forward,
         };
+        // The relay and Redis as Services of the namespace, their endpoint the
+        // node's address: the CR names them as in production and the pods find
+        // them through the cluster DNS.
+        for (name, port, target) in [
+            (RELAY_SERVICE, RELAY_PORT, env.relay_forward.addr.port()),
+            (REDIS_SERVICE, REDIS_PORT, env.redis_forward.addr.port()),
+        ] {
+            env.apply(&format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n\
+                 spec: {{ports: [{{name: tcp, port: {port}, targetPort: {target}}}]}}\n---\n\
+                 apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+                 metadata: {{name: {name}-host, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+                 addressType: IPv4\nports: [{{name: tcp, port: {target}, protocol: TCP}}]\n\
+                 endpoints: [{{addresses: [\"{node}\"]}}]\n",
+                node = cluster.node_ip
+            ))?;
+        }
         env.apply(&format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: client-keys}}\nstringData: {{keys: \"{KEY_ONE}\"}}\n---\n\
              apiVersion: v1\nkind: Secret\nmetadata: {{name: redis-auth}}\nstringData: {{password: \"{REDIS_PASSWORD}\"}}\n"
@@ -110,17 +133,16 @@ impl Env {
     }
 
     fn cr_yaml(&self, replicas: u32, proxy_extra: &str, pod_annotation: &str) -> String {
-        let node = self.cluster.node_ip;
         format!(
             "apiVersion: middleware.claude-relay.io/v1alpha1
 kind: ClaudeMiddleware
 metadata: {{name: {CR}}}
 spec:
   replicas: {replicas}
-  target: {{url: \"http://{node}:{relay}\"}}
+  target: {{url: \"http://{RELAY_SERVICE}:{RELAY_PORT}\"}}
   redis:
-    host: \"{node}\"
-    port: {redis}
+    host: {REDIS_SERVICE}
+    port: {REDIS_PORT}
     passwordSecretRef: {{name: redis-auth, key: password}}
   auth:
     enabled: true
@@ -131,9 +153,7 @@ spec:
 {proxy_extra}
   pod:
     annotations: {{e2e/round: \"{pod_annotation}\"}}
-",
-            relay = self.relay_forward.addr.port(),
-            redis = self.redis_forward.addr.port(),
+"
         )
     }
 
