@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use cmw_operator::reconcile::dereference::hash;
-use cmw_operator::render::{RenderInput, render};
+use cmw_operator::reconcile::dereference::{Dereferenced, hash};
+use cmw_operator::reconcile::validate::validate;
+use cmw_operator::render::render;
 use cmw_tests::controlplane::{DEFAULT_TIMEOUT, eventually, test_namespace};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -73,8 +74,10 @@ async fn assert_children_match_render(
     redis_hash: Option<String>,
 ) -> anyhow::Result<()> {
     let cr = cr_api(client, ns).get(NAME).await?;
-    let input = RenderInput::new(&cr, IMAGE, redis_hash)?;
-    let want = render(&input);
+    let dereferenced = Dereferenced {
+        redis_password_hash: redis_hash,
+    };
+    let want = render(&validate(&cr, IMAGE, dereferenced)?);
     assert_child_matches(client, ns, Some(&want.deployment), "Deployment").await?;
     assert_child_matches(client, ns, Some(&want.service), "Service").await?;
     assert_child_matches(client, ns, want.network_policy.as_ref(), "NetworkPolicy").await?;

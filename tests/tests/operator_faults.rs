@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use cmw_operator::leader::{LeaseConfig, run_as_leader};
 use cmw_operator::metrics::{ErrorLabels, Metrics};
-use cmw_operator::reconcile::dereference::hash;
-use cmw_operator::render::{RenderInput, render};
+use cmw_operator::reconcile::dereference::{Dereferenced, hash};
+use cmw_operator::reconcile::validate::validate;
+use cmw_operator::render::render;
 use cmw_tests::controlplane::{
     ControlPlane, DEFAULT_TIMEOUT, PrivateControlPlane, TestNamespace, eventually, test_namespace,
     test_namespace_in,
@@ -1123,8 +1124,11 @@ async fn rendered_pod_is_admitted_under_pod_security_restricted() -> anyhow::Res
 
     apply_cr(&ns, FULL_CR)?;
     let cr = cr_api(&client, &ns.name).get("relay").await?;
-    let input = RenderInput::new(&cr, IMAGE, Some(hash(b"pw")))?;
-    let template = render(&input).deployment.spec.context("spec")?.template;
+    let dereferenced = Dereferenced {
+        redis_password_hash: Some(hash(b"pw")),
+    };
+    let valid = validate(&cr, IMAGE, dereferenced)?;
+    let template = render(&valid).deployment.spec.context("spec")?.template;
     let labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
     let pod = json!({
         "apiVersion": "v1",
