@@ -503,7 +503,8 @@ async fn scale_subresource_reaches_the_deployment_and_drift_is_repaired() -> any
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_secret_is_degraded_with_an_event_and_nothing_is_torn_down() -> anyhow::Result<()> {
+async fn missing_secret_or_invalid_spec_is_degraded_with_an_event_and_nothing_is_torn_down()
+-> anyhow::Result<()> {
     let OperatorTest {
         client,
         ns,
@@ -525,20 +526,7 @@ async fn missing_secret_is_degraded_with_an_event_and_nothing_is_torn_down() -> 
         degraded.message
     );
     condition(&client, &ns.name, NAME, "Stalled", "True").await?;
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
-    eventually("a Warning Event on the CR", DEFAULT_TIMEOUT, || async {
-        let list = events.list(&ListParams::default()).await?;
-        list.items
-            .iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("SecretMissing")
-                    && e.type_.as_deref() == Some("Warning")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
-            })
-            .map(|_| ())
-            .context("no SecretMissing event yet")
-    })
-    .await?;
+    warning_event(&client, &ns.name, "SecretMissing").await?;
     // Still running as before: the children were not deleted or changed.
     let d = get::<Deployment>(&client, &ns.name, NAME).await?;
     assert!(env_value(&d, "REDIS_HOST").is_some());
@@ -578,7 +566,59 @@ async fn missing_secret_is_degraded_with_an_event_and_nothing_is_torn_down() -> 
         pw.value_from.and_then(|v| v.secret_key_ref).map(|s| s.name),
         Some("redis-auth".to_string())
     );
+
+    // What only the validate step can refuse (the schema admits five digits
+    // of port): Degraded with the field named, an Event, and the Deployment
+    // left as it was.
+    let before = get::<Deployment>(&client, &ns.name, NAME).await?;
+    apply_cr(
+        &ns,
+        &with_password.replace("claude-relay:3001", "claude-relay:99999"),
+    )?;
+    let invalid = eventually("reason InvalidSpec", DEFAULT_TIMEOUT, || async {
+        let c = condition(&client, &ns.name, NAME, "Degraded", "True").await?;
+        ensure!(c.reason == "InvalidSpec", "reason {}", c.reason);
+        Ok(c)
+    })
+    .await?;
+    assert!(
+        invalid.message.contains("spec.target.url"),
+        "{}",
+        invalid.message
+    );
+    warning_event(&client, &ns.name, "InvalidSpec").await?;
+    let after = get::<Deployment>(&client, &ns.name, NAME).await?;
+    assert_eq!(
+        after.spec, before.spec,
+        "an invalid spec changed the Deployment"
+    );
+    assert_eq!(
+        existing_children(&client, &ns.name).await?,
+        MINIMAL_CHILDREN
+    );
     Ok(())
+}
+
+/// Waits for a Warning Event with `reason` about the CR.
+async fn warning_event(client: &Client, ns: &str, reason: &str) -> anyhow::Result<()> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    eventually(
+        &format!("a Warning Event {reason} on the CR"),
+        DEFAULT_TIMEOUT,
+        || async {
+            let list = events.list(&ListParams::default()).await?;
+            list.items
+                .iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
+                })
+                .map(|_| ())
+                .with_context(|| format!("no {reason} event yet"))
+        },
+    )
+    .await
 }
 
 /// One operator replica of two in this process: its stop switch, metrics and task.
