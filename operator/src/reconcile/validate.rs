@@ -18,7 +18,7 @@ use super::dereference::Dereferenced;
 use crate::crd::{
     AuthSpec, AutoscalingSpec, ClaudeMiddleware, ClaudeMiddlewareSpec, IngressSpec,
     NetworkPolicySpec, PodDisruptionBudgetSpec, PodSpec, ProxySpec, PullPolicy, RedisSpec,
-    RolloutSpec, ServiceSpec,
+    RolloutSpec, ServiceSpec, TargetSpec,
 };
 
 /// The proxy's drain when the CR sets none (the proxy's `DRAIN_TIMEOUT`
@@ -53,6 +53,8 @@ pub struct Target {
     /// Explicit in the URL, else 80/443 by scheme (the NetworkPolicy's egress port).
     pub port: u16,
     pub timeout_seconds: i32,
+    /// Where the proxy sends `/v1/…` on the relay; the proxy's default when `None`.
+    pub v1_path: Option<String>,
 }
 
 /// A CR that passed validation, with its references resolved. A feature that
@@ -109,6 +111,11 @@ pub fn validate(
         rollout,
         pod,
     } = cr.spec.clone();
+    let TargetSpec {
+        url,
+        timeout_seconds,
+        v1_path,
+    } = target;
     let Dereferenced {
         redis_password_hash,
     } = dereferenced;
@@ -124,9 +131,10 @@ pub fn validate(
         replicas,
         resources,
         target: Target {
-            port: target_port(&target.url)?,
-            url: target.url,
-            timeout_seconds: target.timeout_seconds,
+            port: target_port(&url)?,
+            url,
+            timeout_seconds,
+            v1_path,
         },
         redis,
         redis_password_hash,

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 
 use super::{API_KEYS_DIR, API_KEYS_FILE};
-use crate::crd::{LogFormat, LogLevel, ProxySpec};
+use crate::crd::{LogFormat, LogLevel};
 use crate::reconcile::validate::ValidatedMiddleware;
 use crate::render::CONTAINER_PORT;
 
@@ -40,12 +40,13 @@ pub fn env(v: &ValidatedMiddleware) -> Vec<EnvVar> {
             format!("{API_KEYS_DIR}/{API_KEYS_FILE}"),
         ));
     }
-    env.extend(tuning(&v.proxy));
+    env.extend(tuning(v));
     env
 }
 
-/// `spec.proxy`: only what the CR sets.
-fn tuning(p: &ProxySpec) -> impl Iterator<Item = EnvVar> {
+/// Optional settings (mostly `spec.proxy`): only what the CR sets.
+fn tuning(v: &ValidatedMiddleware) -> impl Iterator<Item = EnvVar> {
+    let p = &v.proxy;
     let log_mode = p.log_level.map(|level| match level {
         LogLevel::Debug => "debug",
         LogLevel::Info => "release",
@@ -54,9 +55,10 @@ fn tuning(p: &ProxySpec) -> impl Iterator<Item = EnvVar> {
         LogFormat::Text => "text",
         LogFormat::Json => "json",
     });
-    let optional: [(&str, Option<String>); 12] = [
+    let optional: [(&str, Option<String>); 14] = [
         ("GIN_MODE", log_mode.map(String::from)),
         ("LOG_FORMAT", log_format.map(String::from)),
+        ("TARGET_V1_PATH", v.target.v1_path.clone()),
         (
             "ACCOUNT_REFRESH_INTERVAL",
             p.account_refresh_interval.clone(),
@@ -64,6 +66,7 @@ fn tuning(p: &ProxySpec) -> impl Iterator<Item = EnvVar> {
         ("COOLDOWN_RATE_LIMIT", p.cooldown_rate_limit.clone()),
         ("COOLDOWN_AUTH", p.cooldown_auth.clone()),
         ("COOLDOWN_SERVER_ERROR", p.cooldown_server_error.clone()),
+        ("COOLDOWN_OVERLOADED", p.cooldown_overloaded.clone()),
         ("STICKY_SESSION_TTL", p.sticky_session_ttl.clone()),
         ("MAX_BODY_BYTES", p.max_body_bytes.map(|v| v.to_string())),
         ("RETRY_ATTEMPTS", p.retry_attempts.map(|v| v.to_string())),
