@@ -64,22 +64,13 @@ pub async fn run_as_leader(
     let (mut leader, lease_task) = manager.watch().await;
     info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "waiting for leadership");
 
-    let mut stop_wait = stop.clone();
     let leases: Api<Lease> = Api::namespaced(client.clone(), &lease.namespace);
-    let standby = standby_known(&leases, &lease.name, &lease.identity);
-    tokio::pin!(standby);
-    let mut known_standby = false;
-    let became_leader = loop {
-        tokio::select! {
-            r = leader.wait_for(|l| *l) => break r.is_ok(),
-            _ = stop_wait.wait_for(|s| *s) => break false,
-            () = &mut standby, if !known_standby => {
-                info!(identity = %lease.identity, "standby: another replica holds the Lease");
-                known_standby = true;
-                readiness.mark_initialized();
-            }
-        }
+    let standby = async {
+        standby_known(&leases, &lease.name, &lease.identity).await;
+        info!(identity = %lease.identity, "standby: another replica holds the Lease");
+        readiness.mark_initialized();
     };
+    let became_leader = until_leading(&mut leader, stop.clone(), standby).await;
     let mut outcome = Outcome::Stopped;
     if became_leader && !*stop.borrow() {
         info!(identity = %lease.identity, "became leader");
@@ -109,6 +100,24 @@ pub async fn run_as_leader(
         Err(_) => warn!("lease task did not stop in time"),
     }
     Ok(outcome)
+}
+
+/// Waits until this replica leads (true) or `stop` turns true (false), running
+/// `standby` alongside until it completes.
+async fn until_leading(
+    leader: &mut watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    standby: impl Future<Output = ()>,
+) -> bool {
+    tokio::pin!(standby);
+    let mut standby_done = false;
+    loop {
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => return r.is_ok(),
+            _ = stop.wait_for(|s| *s) => return false,
+            () = &mut standby, if !standby_done => standby_done = true,
+        }
+    }
 }
 
 /// Resolves once another identity holds a live Lease.
