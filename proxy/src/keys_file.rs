@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::app::App;
+use crate::state::App;
 use crate::auth::{KeySet, parse_key_list};
 
 /// How often the file is checked; a removed key is refused within this.

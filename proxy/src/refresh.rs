@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use crate::accounts::{Pool, connect, load_accounts, now_ms};
-use crate::app::App;
+use crate::state::App;
 
 /// Redis must answer within this; a slow Redis is a failed refresh, not a stall.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
@@ -24,7 +24,7 @@ pub async fn run_refresher(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if refresh_once(pool, &app.config.redis.url, &mut conn).await {
             if let Some(conn) = &conn {
-                app.shared.set_connection(conn);
+                app.shared_health.set_connection(conn);
             }
             sync_shared_cooldowns(&app).await;
         } else {
@@ -87,16 +87,16 @@ fn fail(pool: &Pool, error: String) -> bool {
 }
 
 async fn sync_shared_cooldowns(app: &App) {
-    if !app.shared.enabled() {
+    if !app.shared_health.enabled() {
         return;
     }
     let Some(pool) = app.pool.snapshot() else {
         return;
     };
     let ids: Vec<Arc<str>> = pool.accounts.iter().map(|a| a.id.clone()).collect();
-    for (id, cooldown) in app.shared.load_cooldowns(&ids).await {
+    for (id, cooldown) in app.shared_health.load_cooldowns(&ids).await {
         if cooldown.is_some() {
-            app.router.apply_shared(id, cooldown);
+            app.selector.apply_shared(id, cooldown);
         }
     }
 }

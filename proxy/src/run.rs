@@ -6,12 +6,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::App;
+use crate::state::App;
 use crate::config::{Config, ConfigError};
 use crate::keys_file::{combined_keys, read_keys_file, watch_keys_file};
 use crate::refresh::run_refresher;
 use crate::server::serve;
-use crate::shared::run_subscriber;
+use crate::shared_health::run_subscriber;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -62,8 +62,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let (stop_tasks, tasks_stopped) = watch::channel(false);
     tokio::spawn(run_refresher(app.clone(), tasks_stopped.clone()));
     tokio::spawn(run_subscriber(
-        app.shared.clone(),
-        app.router.clone(),
+        app.shared_health.clone(),
+        app.selector.clone(),
         app.config.redis.url.clone(),
         tasks_stopped.clone(),
     ));

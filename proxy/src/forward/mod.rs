@@ -3,12 +3,10 @@
 //! another account (only while nothing has reached the client) or stream the
 //! answer back frame by frame.
 
-mod body;
 mod client;
 pub mod first_event;
 pub mod headers;
 mod read_ahead;
-mod record;
 mod target;
 
 use std::net::IpAddr;
@@ -21,18 +19,16 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-pub use body::{BodyError, ProxyBody, UpstreamBody};
 pub use client::{CONNECT_TIMEOUT, UpstreamClient, build_client};
-pub use record::RequestRecord;
 pub use target::Target;
 
 use crate::accounts::{Account, now_ms};
-use crate::app::App;
-use crate::errors::{error_response, error_type_for};
 use crate::metrics::RequestOutcome;
-use crate::routing::outcome::account_failure;
-use crate::routing::{FailureKind, Outcome, Selection, classify};
+use crate::response::{ProxyBody, RequestRecord, UpstreamBody, error_response, error_type_for};
+use crate::selection::outcome::account_failure;
+use crate::selection::{FailureKind, Outcome, Selection, classify};
 use crate::sessions::session_id;
+use crate::state::App;
 use read_ahead::ReadAhead;
 
 /// Proxies one request under `route` (the matched prefix, a metric label).
@@ -73,7 +69,7 @@ pub async fn forward(
         .then(|| session_id(&parts.headers, &body))
         .flatten();
     let preferred = match &session {
-        Some(session) => app.sessions.lookup(&app.shared, session).await,
+        Some(session) => app.sessions.lookup(&app.shared_health, session).await,
         None => None,
     };
 
@@ -81,40 +77,46 @@ pub async fn forward(
     // The last account failure, answered as is when no other account is left.
     let mut last_failure: Option<Attempt> = None;
     for attempt in 0..=app.config.retry_attempts {
-        let account = match app
-            .router
-            .pick(&pool.accounts, preferred.as_deref(), &tried, now_ms())
-        {
-            Selection::Chosen(account) => account,
-            Selection::NoneAvailable {
-                retry_after,
-                all_rate_limited,
-            } => {
-                if let Some(failure) = last_failure {
-                    return stream_back(app, failure, record);
+        let account =
+            match app
+                .selector
+                .pick(&pool.accounts, preferred.as_deref(), &tried, now_ms())
+            {
+                Selection::Chosen(account) => account,
+                Selection::NoneAvailable {
+                    retry_after,
+                    all_rate_limited,
+                } => {
+                    if let Some(failure) = last_failure {
+                        return stream_back(app, failure, record);
+                    }
+                    let (status, message) = if all_rate_limited {
+                        (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "every account is rate limited",
+                        )
+                    } else if pool.accounts.is_empty() {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "no schedulable account in the pool",
+                        )
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "no healthy account available",
+                        )
+                    };
+                    record.status = status.as_u16();
+                    record.finish(RequestOutcome::Refused, Some(message));
+                    let retry_after = retry_after.unwrap_or(app.config.account_refresh_interval);
+                    return error_response(
+                        status,
+                        error_type_for(status),
+                        message,
+                        Some(retry_after),
+                    );
                 }
-                let (status, message) = if all_rate_limited {
-                    (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "every account is rate limited",
-                    )
-                } else if pool.accounts.is_empty() {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no schedulable account in the pool",
-                    )
-                } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no healthy account available",
-                    )
-                };
-                record.status = status.as_u16();
-                record.finish(RequestOutcome::Refused, Some(message));
-                let retry_after = retry_after.unwrap_or(app.config.account_refresh_interval);
-                return error_response(status, error_type_for(status), message, Some(retry_after));
-            }
-        };
+            };
         tried.push(account.id.clone());
         record.attempts = attempt + 1;
         record.account = Some(account.id.clone());
@@ -200,12 +202,12 @@ pub async fn forward(
             Outcome::Success | Outcome::ClientError => {
                 if let Some(session) = session {
                     app.sessions
-                        .remember(&app.shared, session, account.id.clone());
+                        .remember(&app.shared_health, session, account.id.clone());
                 }
                 return stream_back(app, this_attempt, record);
             }
             Outcome::AccountFailure { kind, cooldown } => {
-                app.bench(&account.id, kind, cooldown);
+                app.cool_down(&account.id, kind, cooldown);
                 tracing::warn!(
                     account = account.short_id(),
                     status = this_attempt.response.status().as_u16(),
