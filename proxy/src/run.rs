@@ -6,12 +6,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::state::App;
 use crate::config::{Config, ConfigError};
 use crate::keys_file::{combined_keys, read_keys_file, watch_keys_file};
-use crate::refresh::run_refresher;
+use crate::refresh::Refresher;
 use crate::server::serve;
 use crate::shared_health::run_subscriber;
+use crate::state::App;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -60,7 +60,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
 
     let (stop_tasks, tasks_stopped) = watch::channel(false);
-    tokio::spawn(run_refresher(app.clone(), tasks_stopped.clone()));
+    let refresher = Refresher {
+        pool: app.pool.clone(),
+        selector: app.selector.clone(),
+        shared_health: app.shared_health.clone(),
+        metrics: app.metrics.clone(),
+        redis_url: app.config.redis.url.clone(),
+        interval: app.config.account_refresh_interval,
+    };
+    tokio::spawn(refresher.run(tasks_stopped.clone()));
     tokio::spawn(run_subscriber(
         app.shared_health.clone(),
         app.selector.clone(),
@@ -68,7 +76,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tasks_stopped.clone(),
     ));
     if let (Some(path), Some(text)) = (app.config.auth.keys_file.clone(), keys_file_text) {
-        tokio::spawn(watch_keys_file(app.clone(), path, text, tasks_stopped));
+        tokio::spawn(watch_keys_file(
+            app.auth.clone(),
+            app.config.auth.inline_keys.clone(),
+            path,
+            text,
+            tasks_stopped,
+        ));
     }
 
     serve(app, listener, shutdown_signal()).await;

@@ -15,7 +15,7 @@ use crate::shared_health::SharedHealth;
 
 pub struct App {
     pub config: Config,
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     pub pool: Arc<Pool>,
     pub selector: Arc<Selector>,
     pub shared_health: Arc<SharedHealth>,
@@ -31,7 +31,11 @@ impl App {
         let target = Target::new(&config.target)?;
         let client = build_client().map_err(|e| format!("TLS setup failed: {e}"))?;
         Ok(Self {
-            auth: Authenticator::new(config.auth.enabled, config.auth.prefix.clone(), keys),
+            auth: Arc::new(Authenticator::new(
+                config.auth.enabled,
+                config.auth.prefix.clone(),
+                keys,
+            )),
             pool: Arc::new(Pool::new()),
             selector: Arc::new(Selector::new()),
             shared_health: Arc::new(SharedHealth::new(
@@ -63,4 +67,3 @@ impl App {
         self.draining.load(Ordering::SeqCst)
     }
 }
-
