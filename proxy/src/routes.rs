@@ -14,15 +14,7 @@ use crate::metrics::{AccountIdLabels, AccountLabels};
 use crate::response::{ProxyBody, error_response, json_response};
 use crate::state::App;
 
-/// The route prefixes the Go middleware proxied, all methods.
-pub const PROXIED_PREFIXES: [&str; 6] = [
-    "/v1/",
-    "/api/v1/",
-    "/claude/v1/",
-    "/gemini/",
-    "/openai/claude/v1/",
-    "/openai/gemini/v1/",
-];
+pub use cmw_contract::PROXIED_PREFIXES;
 
 /// Which route a path takes.
 #[derive(Debug, PartialEq, Eq)]
