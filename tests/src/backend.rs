@@ -43,7 +43,7 @@ mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -53,6 +53,7 @@ pub use record::{MAX_RECORDS, SeenRequest};
 pub use respond::PROXIED_PREFIXES;
 pub use script::{Behaviour, Times};
 
+use crate::poll::poll;
 use respond::Shared;
 
 /// How a [`Backend`] runs.
@@ -200,16 +201,12 @@ impl Backend {
 
     /// Waits until `done` holds for the recorded requests or `timeout` passes; whether it held.
     pub async fn wait_for(&self, timeout: Duration, done: impl Fn(&[SeenRequest]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if done(&self.requests()) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let every = Duration::from_millis(10);
+        poll(timeout, every, async || {
+            done(&self.requests()).then_some(())
+        })
+        .await
+        .is_some()
     }
 
     /// Waits until at least `n` requests were recorded (or `timeout`); returns them all.

@@ -11,8 +11,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::poll::{EVERY, poll_blocking};
 use crate::ports::free_port;
 
 /// How long [`RedisServer::start`] waits for `PING` to answer.
@@ -203,26 +204,24 @@ impl RedisServer {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        let up = poll_blocking(START_TIMEOUT, EVERY, || {
             if ping(self.port) {
-                return;
+                return Some(true);
             }
-            if !self.is_running() {
-                panic!(
-                    "redis-server on port {} exited at start:\n{}",
-                    self.port,
-                    self.log()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}:\n{}",
-                    self.port,
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            (!self.is_running()).then_some(false)
+        });
+        match up {
+            Some(true) => {}
+            Some(false) => panic!(
+                "redis-server on port {} exited at start:\n{}",
+                self.port,
+                self.log()
+            ),
+            None => panic!(
+                "redis-server on port {} did not answer PING within {START_TIMEOUT:?}:\n{}",
+                self.port,
+                self.log()
+            ),
         }
     }
 }
