@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use cmw_contract::settings::MIDDLEWARE_API_KEYS_FILE;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -25,17 +26,11 @@ pub enum StartError {
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let keys_file_text = match &config.auth.keys_file {
-        Some(path) => Some(read_keys_file(path).map_err(|e| ConfigError {
-            variable: "MIDDLEWARE_API_KEYS_FILE",
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?),
-        None => None,
-    };
+    let keys_file_text = read_keys_at_start(&config)?;
     let keys = combined_keys(&config.auth.inline_keys, keys_file_text.as_deref());
     if config.auth.enabled && keys.is_empty() {
         return Err(ConfigError {
-            variable: "MIDDLEWARE_API_KEYS_FILE",
+            variable: MIDDLEWARE_API_KEYS_FILE.env,
             reason: "MIDDLEWARE_AUTH_ENABLED is true but the keys file holds no key".to_string(),
         }
         .into());
@@ -60,6 +55,30 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
 
     let (stop_tasks, tasks_stopped) = watch::channel(false);
+    spawn_background_tasks(&app, keys_file_text, &tasks_stopped);
+    serve(app, listener, shutdown_signal()).await;
+    let _ = stop_tasks.send(true);
+    Ok(())
+}
+
+/// The keys file's text, read once before listening: an unreadable file stops start-up.
+fn read_keys_at_start(config: &Config) -> Result<Option<String>, ConfigError> {
+    let Some(path) = &config.auth.keys_file else {
+        return Ok(None);
+    };
+    read_keys_file(path).map(Some).map_err(|e| ConfigError {
+        variable: MIDDLEWARE_API_KEYS_FILE.env,
+        reason: format!("cannot read {}: {e}", path.display()),
+    })
+}
+
+/// The pool refresher, the shared-health subscriber and the keys-file
+/// watcher, each given what it uses, until `stopped` changes.
+fn spawn_background_tasks(
+    app: &App,
+    keys_file_text: Option<String>,
+    stopped: &watch::Receiver<bool>,
+) {
     let refresher = Refresher {
         pool: app.pool.clone(),
         selector: app.selector.clone(),
@@ -68,12 +87,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         redis_url: app.config.redis.url.clone(),
         interval: app.config.account_refresh_interval,
     };
-    tokio::spawn(refresher.run(tasks_stopped.clone()));
+    tokio::spawn(refresher.run(stopped.clone()));
     tokio::spawn(run_subscriber(
         app.shared_health.clone(),
         app.selector.clone(),
         app.config.redis.url.clone(),
-        tasks_stopped.clone(),
+        stopped.clone(),
     ));
     if let (Some(path), Some(text)) = (app.config.auth.keys_file.clone(), keys_file_text) {
         tokio::spawn(watch_keys_file(
@@ -81,13 +100,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             app.config.auth.inline_keys.clone(),
             path,
             text,
-            tasks_stopped,
+            stopped.clone(),
         ));
     }
-
-    serve(app, listener, shutdown_signal()).await;
-    let _ = stop_tasks.send(true);
-    Ok(())
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (a terminal).
