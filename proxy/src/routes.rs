@@ -79,7 +79,7 @@ pub async fn handle(
         ),
         Route::Ready => ready(&app),
         Route::Metrics => metrics(&app),
-        Route::Proxied(prefix) => forward(&app, request, peer, prefix).await,
+        Route::Proxied(prefix) => forward(&app.forwarding(), request, peer, prefix).await,
         Route::BadPath => error_response(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",

@@ -4,17 +4,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::accounts::{Pool, now_ms};
+use crate::accounts::Pool;
 use crate::auth::{Authenticator, KeySet};
 use crate::config::Config;
-use crate::forward::{Target, UpstreamClient, build_client};
+use crate::forward::{ForwardSettings, Forwarding, Target, UpstreamClient, build_client};
 use crate::metrics::Metrics;
-use crate::selection::{FailureKind, Selector};
+use crate::selection::Selector;
 use crate::sessions::Sessions;
 use crate::shared_health::SharedHealth;
 
 pub struct App {
     pub config: Config,
+    pub forward_settings: ForwardSettings,
     pub auth: Arc<Authenticator>,
     pub pool: Arc<Pool>,
     pub selector: Arc<Selector>,
@@ -47,15 +48,24 @@ impl App {
             metrics: Arc::new(Metrics::new()),
             target,
             draining: AtomicBool::new(false),
+            forward_settings: ForwardSettings::from_config(&config),
             config,
         })
     }
 
-    /// Cools an account down here and, with shared health, on every replica.
-    pub fn cool_down(&self, account: &Arc<str>, kind: FailureKind, cooldown: std::time::Duration) {
-        let now = now_ms();
-        let in_force = self.selector.cool_down(account, kind, cooldown, now);
-        self.shared_health.publish_cooldown(account, in_force, now);
+    /// The parts a proxied request uses.
+    pub fn forwarding(&self) -> Forwarding<'_> {
+        Forwarding {
+            settings: &self.forward_settings,
+            auth: &self.auth,
+            pool: &self.pool,
+            selector: &self.selector,
+            shared_health: &self.shared_health,
+            sessions: &self.sessions,
+            client: &self.client,
+            target: &self.target,
+            metrics: &self.metrics,
+        }
     }
 
     /// From now on `/ready` answers 503, so load balancers stop sending.
