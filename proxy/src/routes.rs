@@ -89,7 +89,10 @@ pub async fn handle(
         Route::NotFound => error_response(
             StatusCode::NOT_FOUND,
             "not_found_error",
-            "not found: this proxy serves /v1/, /api/v1/, /claude/v1/, /gemini/, /openai/claude/v1/ and /openai/gemini/v1/",
+            &format!(
+                "not found: this proxy serves {}",
+                PROXIED_PREFIXES.join(", ")
+            ),
             None,
         ),
     }

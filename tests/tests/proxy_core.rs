@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use cmw_contract::PROXIED_PREFIXES;
 use cmw_tests::backend::{Backend, Behaviour, Options, Times};
 use cmw_tests::client::{http, post_messages, read_timed, sse_events};
 use cmw_tests::fixture_accounts::{A1, A2, A3, A7, SCHEDULABLE_IN_ORDER, UNSCHEDULABLE, name_of};
@@ -65,15 +66,7 @@ async fn health_ready_and_unknown_routes() {
 async fn all_six_prefixes_and_methods_are_proxied() {
     let stack = Stack::start(&[]).await;
     let client = http();
-    let prefixes = [
-        "/v1/",
-        "/api/v1/",
-        "/claude/v1/",
-        "/gemini/",
-        "/openai/claude/v1/",
-        "/openai/gemini/v1/",
-    ];
-    for prefix in prefixes {
+    for prefix in PROXIED_PREFIXES {
         for method in [
             reqwest::Method::GET,
             reqwest::Method::POST,
@@ -90,8 +83,11 @@ async fn all_six_prefixes_and_methods_are_proxied() {
         }
     }
     let seen = stack.backend.requests();
-    assert_eq!(seen.len(), 18);
-    for (request, prefix) in seen.iter().zip(prefixes.iter().flat_map(|p| [p; 3])) {
+    assert_eq!(seen.len(), PROXIED_PREFIXES.len() * 3);
+    for (request, prefix) in seen
+        .iter()
+        .zip(PROXIED_PREFIXES.iter().flat_map(|p| [p; 3]))
+    {
         assert_eq!(request.path, format!("{prefix}messages?beta=true"));
     }
     assert_eq!(seen[1].method, "POST");
