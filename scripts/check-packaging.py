@@ -52,12 +52,12 @@ def cargo_metadata():
 def proxy_env_vars():
     """Every variable the proxy reads: the settings of the contract crate."""
     with open("contract/src/settings.rs") as fh:
-        return set(re.findall(r'default\(\s*"([A-Z][A-Z0-9_]*)"', fh.read()))
+        return set(re.findall(r'^\s+([A-Z][A-Z0-9_]*): [^=]+ = ', fh.read(), re.M))
 
 
 def proxy_default_port():
     with open("contract/src/settings.rs") as fh:
-        m = re.search(r'PORT: Setting<u16> = with_default\("PORT", (\d+)\)', fh.read())
+        m = re.search(r'^\s+PORT: u16 = (\d+);', fh.read(), re.M)
     return int(m.group(1)) if m else None
 
 

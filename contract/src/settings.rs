@@ -21,50 +21,73 @@ impl<T: Display> Setting<T> {
     }
 }
 
-const fn with_default<T>(env: &'static str, default: T) -> Setting<T> {
-    Setting { env, default }
+/// A default as an operator would write it; `None` for a setting without one.
+pub trait DefaultText {
+    fn default_text(&self) -> Option<String>;
 }
 
-const fn without_default(env: &'static str) -> Setting<()> {
-    Setting { env, default: () }
+impl DefaultText for () {
+    fn default_text(&self) -> Option<String> {
+        None
+    }
 }
 
-// The Go middleware's variables: same names, same defaults.
-pub const PORT: Setting<u16> = with_default("PORT", 8080);
-pub const GIN_MODE: Setting<&str> = with_default("GIN_MODE", "debug");
-pub const REDIS_HOST: Setting<&str> = with_default("REDIS_HOST", "localhost");
-pub const REDIS_PORT: Setting<u16> = with_default("REDIS_PORT", 6379);
-pub const REDIS_PASSWORD: Setting<()> = without_default("REDIS_PASSWORD");
-pub const REDIS_DB: Setting<u32> = with_default("REDIS_DB", 0);
-pub const TARGET_URL: Setting<&str> = with_default("TARGET_URL", "http://localhost:3001");
-pub const PROXY_TIMEOUT: Setting<SettingDuration> =
-    with_default("PROXY_TIMEOUT", SettingDuration::from_secs(300));
-pub const MIDDLEWARE_AUTH_ENABLED: Setting<bool> = with_default("MIDDLEWARE_AUTH_ENABLED", false);
-pub const MIDDLEWARE_API_KEYS: Setting<()> = without_default("MIDDLEWARE_API_KEYS");
-pub const MIDDLEWARE_API_KEY_PREFIX: Setting<&str> =
-    with_default("MIDDLEWARE_API_KEY_PREFIX", "cr_");
+macro_rules! impl_default_text {
+    ($($ty:ty),*) => {$(
+        impl DefaultText for $ty {
+            fn default_text(&self) -> Option<String> {
+                Some(self.to_string())
+            }
+        }
+    )*};
+}
+impl_default_text!(u16, u32, u64, bool, &str, SettingDuration);
 
-// The proxy's own.
-pub const MIDDLEWARE_API_KEYS_FILE: Setting<()> = without_default("MIDDLEWARE_API_KEYS_FILE");
-pub const REDIS_URL: Setting<()> = without_default("REDIS_URL");
-pub const LOG_FORMAT: Setting<&str> = with_default("LOG_FORMAT", "text");
-pub const ACCOUNT_REFRESH_INTERVAL: Setting<SettingDuration> =
-    with_default("ACCOUNT_REFRESH_INTERVAL", SettingDuration::from_secs(30));
-pub const COOLDOWN_RATE_LIMIT: Setting<SettingDuration> =
-    with_default("COOLDOWN_RATE_LIMIT", SettingDuration::from_secs(3600));
-pub const COOLDOWN_AUTH: Setting<SettingDuration> =
-    with_default("COOLDOWN_AUTH", SettingDuration::from_secs(1800));
-pub const COOLDOWN_SERVER_ERROR: Setting<SettingDuration> =
-    with_default("COOLDOWN_SERVER_ERROR", SettingDuration::from_secs(600));
-pub const STICKY_SESSION_TTL: Setting<SettingDuration> =
-    with_default("STICKY_SESSION_TTL", SettingDuration::from_secs(3600));
-pub const MAX_BODY_BYTES: Setting<u64> = with_default("MAX_BODY_BYTES", 33_554_432);
-pub const RETRY_ATTEMPTS: Setting<u32> = with_default("RETRY_ATTEMPTS", 2);
-pub const SHARED_HEALTH: Setting<bool> = with_default("SHARED_HEALTH", true);
-pub const HEALTH_KEY_PREFIX: Setting<&str> =
-    with_default("HEALTH_KEY_PREFIX", "claude-middleware:");
-pub const DRAIN_TIMEOUT: Setting<SettingDuration> =
-    with_default("DRAIN_TIMEOUT", SettingDuration::from_secs(30));
+/// Declares each setting as a constant named like its variable (so the two
+/// cannot differ) and [`all`], the list the documentation is checked against.
+macro_rules! settings {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty = $default:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub const $name: Setting<$ty> = Setting { env: stringify!($name), default: $default };
+        )*
+
+        /// Every setting's variable and its default as text (`None`: unset by default).
+        pub fn all() -> Vec<(&'static str, Option<String>)> {
+            vec![$(($name.env, $name.default.default_text())),*]
+        }
+    };
+}
+
+settings! {
+    // The Go middleware's variables: same names, same defaults.
+    PORT: u16 = 8080;
+    GIN_MODE: &str = "debug";
+    REDIS_HOST: &str = "localhost";
+    REDIS_PORT: u16 = 6379;
+    REDIS_PASSWORD: () = ();
+    REDIS_DB: u32 = 0;
+    TARGET_URL: &str = "http://localhost:3001";
+    PROXY_TIMEOUT: SettingDuration = SettingDuration::from_secs(300);
+    MIDDLEWARE_AUTH_ENABLED: bool = false;
+    MIDDLEWARE_API_KEYS: () = ();
+    MIDDLEWARE_API_KEY_PREFIX: &str = "cr_";
+
+    // The proxy's own.
+    MIDDLEWARE_API_KEYS_FILE: () = ();
+    REDIS_URL: () = ();
+    LOG_FORMAT: &str = "text";
+    ACCOUNT_REFRESH_INTERVAL: SettingDuration = SettingDuration::from_secs(30);
+    COOLDOWN_RATE_LIMIT: SettingDuration = SettingDuration::from_secs(3600);
+    COOLDOWN_AUTH: SettingDuration = SettingDuration::from_secs(1800);
+    COOLDOWN_SERVER_ERROR: SettingDuration = SettingDuration::from_secs(600);
+    STICKY_SESSION_TTL: SettingDuration = SettingDuration::from_secs(3600);
+    MAX_BODY_BYTES: u64 = 33_554_432;
+    RETRY_ATTEMPTS: u32 = 2;
+    SHARED_HEALTH: bool = true;
+    HEALTH_KEY_PREFIX: &str = "claude-middleware:";
+    DRAIN_TIMEOUT: SettingDuration = SettingDuration::from_secs(30);
+}
 
 #[cfg(test)]
 mod tests {
