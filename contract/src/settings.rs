@@ -81,11 +81,13 @@ settings! {
     COOLDOWN_RATE_LIMIT: SettingDuration = SettingDuration::from_secs(3600);
     COOLDOWN_AUTH: SettingDuration = SettingDuration::from_secs(1800);
     COOLDOWN_SERVER_ERROR: SettingDuration = SettingDuration::from_secs(600);
+    COOLDOWN_OVERLOADED: SettingDuration = SettingDuration::from_secs(15);
     STICKY_SESSION_TTL: SettingDuration = SettingDuration::from_secs(3600);
     MAX_BODY_BYTES: u64 = 33_554_432;
     RETRY_ATTEMPTS: u32 = 2;
     SHARED_HEALTH: bool = true;
     HEALTH_KEY_PREFIX: &str = "claude-middleware:";
+    TARGET_V1_PATH: &str = "/api/v1";
     DRAIN_TIMEOUT: SettingDuration = SettingDuration::from_secs(30);
 }
 

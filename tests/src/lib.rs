@@ -10,6 +10,7 @@ pub mod backend;
 pub mod client;
 pub mod controlplane;
 pub mod fixture_accounts;
+pub mod metrics;
 pub mod poll;
 pub mod ports;
 pub mod proxy;

@@ -48,8 +48,10 @@ pub struct RawSettings {
     pub cooldown_rate_limit: Option<String>,
     #[arg(long, env = COOLDOWN_AUTH.env, help = COOLDOWN_AUTH.help("Cooldown after a 401/403"))]
     pub cooldown_auth: Option<String>,
-    #[arg(long, env = COOLDOWN_SERVER_ERROR.env, help = COOLDOWN_SERVER_ERROR.help("Cooldown after a 5xx or 529 from the account"))]
+    #[arg(long, env = COOLDOWN_SERVER_ERROR.env, help = COOLDOWN_SERVER_ERROR.help("Cooldown after a 5xx from the account"))]
     pub cooldown_server_error: Option<String>,
+    #[arg(long, env = COOLDOWN_OVERLOADED.env, help = COOLDOWN_OVERLOADED.help("Cooldown after a 529 / overloaded_error with no retry-after"))]
+    pub cooldown_overloaded: Option<String>,
     #[arg(long, env = STICKY_SESSION_TTL.env, help = STICKY_SESSION_TTL.help("Session → account affinity, renewed on use; 0 turns stickiness off"))]
     pub sticky_session_ttl: Option<String>,
     #[arg(long, env = MAX_BODY_BYTES.env, help = MAX_BODY_BYTES.help("Larger request bodies get 413"))]
@@ -60,6 +62,8 @@ pub struct RawSettings {
     pub shared_health: Option<String>,
     #[arg(long, env = HEALTH_KEY_PREFIX.env, help = HEALTH_KEY_PREFIX.help("Prefix of the proxy's own Redis keys"))]
     pub health_key_prefix: Option<String>,
+    #[arg(long, env = TARGET_V1_PATH.env, help = TARGET_V1_PATH.help("Relay path that the proxy's `/v1/` prefix is forwarded to; `/v1` keeps it"))]
+    pub target_v1_path: Option<String>,
     #[arg(long, env = DRAIN_TIMEOUT.env, help = DRAIN_TIMEOUT.help("How long in-flight requests may finish after SIGTERM"))]
     pub drain_timeout: Option<String>,
 }

@@ -13,11 +13,13 @@ use hyper::body::Incoming;
 
 use super::context::Forwarding;
 use super::error::ForwardError;
+use super::first_event::{FirstEvent, first_event};
 use super::headers;
 use super::read_ahead::{self, ReadAhead};
 use crate::accounts::{Account, now_ms};
-use crate::selection::outcome::account_failure;
-use crate::selection::{FailureKind, Outcome, classify};
+use crate::selection::{
+    HeadVerdict, Outcome, classify_error, classify_head, classify_stream_error,
+};
 
 /// An account's answer, judged, with what was read ahead of its body.
 pub struct Answer {
@@ -88,34 +90,48 @@ async fn send(
     }
 }
 
-/// Classifies the head and, for a stream, its first event. `Err` is a body
-/// that broke before anything could be judged.
+/// Reads ahead as far as the verdict needs (a stream's first event, an error
+/// answer's body) and classifies the answer. `Err` is a body that broke
+/// before anything could be judged: the backend's failure, not the account's.
 async fn judge(
     ctx: &Forwarding<'_>,
     head: &http::response::Parts,
     body: &mut Incoming,
 ) -> Result<(Outcome, Bytes), ForwardError> {
     let cooldowns = &ctx.settings.cooldowns;
-    let outcome = classify(head.status, &head.headers, cooldowns, now_ms());
-    if outcome != Outcome::Success || !read_ahead::is_event_stream(&head.headers) {
-        return Ok((outcome, Bytes::new()));
-    }
-    match read_ahead::read_first_event(body, ctx.settings.proxy_timeout).await {
-        ReadAhead::Commit { prefix } => Ok((Outcome::Success, prefix)),
-        ReadAhead::Error { error_type, prefix } => {
-            let outcome = match error_type.as_deref().map(FailureKind::from_error_type) {
-                // A request the API refused (invalid_request_error…): the client's.
-                Some(None) => Outcome::ClientError,
-                Some(Some(kind)) => account_failure(kind, &head.headers, cooldowns, now_ms()),
-                None => {
-                    account_failure(FailureKind::ServerError, &head.headers, cooldowns, now_ms())
-                }
+    let timeout = ctx.settings.proxy_timeout;
+    match classify_head(head.status) {
+        HeadVerdict::ClientError => Ok((Outcome::ClientError, Bytes::new())),
+        HeadVerdict::NeedsBody => {
+            let prefix = read_ahead::read_error_body(body, timeout)
+                .await
+                .map_err(|e| {
+                    ForwardError::BrokenBeforeVerdict(format!(
+                        "backend error answer broke before its end: {e}"
+                    ))
+                })?;
+            // The relay keeps `text/event-stream` on its own errors of a
+            // streaming request: judge the event's data then.
+            let json = match first_event(&prefix) {
+                FirstEvent::Error { data } => Bytes::from(data),
+                _ => prefix.clone(),
             };
+            let outcome = classify_error(head.status, &head.headers, &json, cooldowns, now_ms());
             Ok((outcome, prefix))
         }
-        ReadAhead::Failed(error) => Err(ForwardError::BrokenBeforeVerdict(format!(
-            "backend stream failed before its first event: {error}"
-        ))),
+        HeadVerdict::Success if read_ahead::is_event_stream(&head.headers) => {
+            match read_ahead::read_first_event(body, timeout).await {
+                ReadAhead::Commit { prefix } => Ok((Outcome::Success, prefix)),
+                ReadAhead::Error { data, prefix } => {
+                    let outcome = classify_stream_error(&head.headers, &data, cooldowns, now_ms());
+                    Ok((outcome, prefix))
+                }
+                ReadAhead::Failed(error) => Err(ForwardError::BrokenBeforeVerdict(format!(
+                    "backend stream failed before its first event: {error}"
+                ))),
+            }
+        }
+        HeadVerdict::Success => Ok((Outcome::Success, Bytes::new())),
     }
 }
 

@@ -27,9 +27,12 @@ pub use context::{ForwardSettings, Forwarding};
 pub use error::{ForwardError, NoAccount};
 pub use target::Target;
 
-use crate::accounts::{PoolSnapshot, now_ms};
+use crate::accounts::{Account, PoolSnapshot, now_ms};
+use crate::metrics::RequestOutcome;
 use crate::response::{ProxyBody, RequestRecord, UpstreamBody};
-use crate::selection::{Outcome, Selection};
+use crate::selection::outcome::retry_after;
+use crate::selection::retry::{jitter, retry_delay};
+use crate::selection::{FailureKind, Outcome, RelayFailure, Selection};
 use crate::sessions::session_id;
 use attempt::{Answer, attempt};
 use request_body::read_body;
@@ -101,27 +104,94 @@ async fn proxy(
         record.account = Some(account.id.clone());
 
         let answer = attempt(ctx, parts, &body, account, peer).await?;
-        let Outcome::AccountFailure { kind, cooldown } = answer.outcome else {
-            if let Some(session) = session {
-                ctx.sessions
-                    .remember(ctx.shared_health, session, account.id.clone());
+        match answer.outcome {
+            Outcome::Success | Outcome::ClientError => {
+                if let Some(session) = session {
+                    ctx.sessions
+                        .remember(ctx.shared_health, session, account.id.clone());
+                }
+                return Ok(answer);
             }
-            return Ok(answer);
-        };
-        ctx.cool_down(&account.id, kind, cooldown);
-        tracing::warn!(
-            account = account.short_id(),
-            status = answer.response.status().as_u16(),
-            reason = kind.as_str(),
-            cooldown_s = cooldown.as_secs(),
-            "account failed; cooling down"
-        );
-        record.status = answer.response.status().as_u16();
-        if attempts > ctx.settings.retry_attempts {
-            return Ok(answer);
+            Outcome::RelayFailure(failure) => {
+                tracing::warn!(
+                    account = account.short_id(),
+                    status = answer.response.status().as_u16(),
+                    outcome = failure.as_str(),
+                    "the relay answered on its own; no account is blamed"
+                );
+                record.completed_as = relay_outcome(failure);
+                return Ok(answer);
+            }
+            Outcome::AccountFailure { kind, cooldown } => {
+                record.status = answer.response.status().as_u16();
+                let failed = Failed::new(account, kind, cooldown, attempts - 1);
+                let Some(wait) = after_account_failure(ctx, &answer, failed) else {
+                    return Ok(answer);
+                };
+                last_failure = Some(answer);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
         }
-        ctx.metrics.record_retry(kind);
-        last_failure = Some(answer);
+    }
+}
+
+/// An account's failure: which account, why, and on which attempt (from 0).
+struct Failed<'a> {
+    account: &'a Account,
+    kind: FailureKind,
+    cooldown: Duration,
+    attempt: u32,
+}
+
+impl<'a> Failed<'a> {
+    fn new(account: &'a Account, kind: FailureKind, cooldown: Duration, attempt: u32) -> Self {
+        Self {
+            account,
+            kind,
+            cooldown,
+            attempt,
+        }
+    }
+}
+
+/// Cools the account down, then says how long to wait before trying the
+/// next one, or `None` to answer the client with this failure now (the last
+/// attempt, or a wait longer than the proxy holds a request).
+fn after_account_failure(
+    ctx: &Forwarding<'_>,
+    answer: &Answer,
+    failed: Failed<'_>,
+) -> Option<Duration> {
+    let Failed {
+        account,
+        kind,
+        cooldown,
+        attempt,
+    } = failed;
+    ctx.cool_down(&account.id, kind, cooldown);
+    tracing::warn!(
+        account = account.short_id(),
+        status = answer.response.status().as_u16(),
+        reason = kind.as_str(),
+        cooldown_s = cooldown.as_secs(),
+        "account failed; cooling down"
+    );
+    if attempt >= ctx.settings.retry_attempts {
+        return None;
+    }
+    let asked = retry_after(answer.response.headers(), now_ms());
+    let wait = retry_delay(kind, asked, attempt, jitter())?;
+    ctx.metrics.record_retry(kind);
+    Some(wait)
+}
+
+/// The outcome label of the relay's own answer, passed on.
+fn relay_outcome(failure: RelayFailure) -> RequestOutcome {
+    match failure {
+        RelayFailure::Limited => RequestOutcome::RelayLimited,
+        RelayFailure::Error => RequestOutcome::RelayError,
     }
 }
 

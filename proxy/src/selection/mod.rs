@@ -3,14 +3,19 @@
 //! [`choose::choose`], and the classification of what came back.
 
 pub mod choose;
+pub mod error_shape;
 pub mod outcome;
+pub mod retry;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::accounts::Account;
 pub use choose::{Cooldown, Selection, SelectionState, choose};
-pub use outcome::{FailureKind, Outcome, classify};
+pub use outcome::{
+    FailureKind, HeadVerdict, Outcome, RelayFailure, classify_error, classify_head,
+    classify_stream_error,
+};
 
 /// Shared by all requests. The lock is never held across an await.
 #[derive(Default)]
