@@ -69,7 +69,7 @@ async fn proxy(
     ctx.auth.check(&parts.headers)?;
     let body = read_body(body, &parts.headers, ctx.settings.max_body_bytes).await?;
     let pool = ctx.pool.snapshot().ok_or(ForwardError::PoolNotLoaded)?;
-    let session = ctx
+    let mut session = ctx
         .sessions
         .enabled()
         .then(|| session_id(&parts.headers, &body))
@@ -82,57 +82,66 @@ async fn proxy(
     let mut tried: Vec<Arc<str>> = Vec::new();
     // The last account failure, answered as is when no other account is left.
     let mut last_failure: Option<Answer> = None;
-    let mut attempts = 0;
     loop {
-        let account =
-            match ctx
-                .selector
-                .pick(&pool.accounts, preferred.as_deref(), &tried, now_ms())
-            {
-                Selection::Chosen(account) => account,
-                Selection::NoneAvailable {
-                    retry_after,
-                    all_rate_limited,
-                } => {
-                    return last_failure
-                        .ok_or_else(|| no_account(ctx, &pool, retry_after, all_rate_limited));
-                }
-            };
+        let picked = ctx
+            .selector
+            .pick(&pool.accounts, preferred.as_deref(), &tried, now_ms());
+        let account = match picked {
+            Selection::Chosen(account) => account,
+            Selection::NoneAvailable {
+                retry_after,
+                all_rate_limited,
+            } => {
+                return last_failure
+                    .ok_or_else(|| no_account(ctx, &pool, retry_after, all_rate_limited));
+            }
+        };
         tried.push(account.id.clone());
-        attempts += 1;
-        record.attempts = attempts;
+        record.attempts = tried.len() as u32;
         record.account = Some(account.id.clone());
 
         let answer = attempt(ctx, parts, &body, account, peer).await?;
-        match answer.outcome {
-            Outcome::Success | Outcome::ClientError => {
-                if let Some(session) = session {
-                    ctx.sessions
-                        .remember(ctx.shared_health, session, account.id.clone());
-                }
-                return Ok(answer);
+        let Some(wait) = next_step(ctx, &answer, account, &mut session, record) else {
+            return Ok(answer);
+        };
+        last_failure = Some(answer);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// What an answer leads to: `None` to give it to the client, or the wait
+/// before the next account is tried.
+fn next_step(
+    ctx: &Forwarding<'_>,
+    answer: &Answer,
+    account: &Account,
+    session: &mut Option<String>,
+    record: &mut RequestRecord,
+) -> Option<Duration> {
+    match answer.outcome {
+        Outcome::Success | Outcome::ClientError => {
+            if let Some(session) = session.take() {
+                ctx.sessions
+                    .remember(ctx.shared_health, session, account.id.clone());
             }
-            Outcome::RelayFailure(failure) => {
-                tracing::warn!(
-                    account = account.short_id(),
-                    status = answer.response.status().as_u16(),
-                    outcome = failure.as_str(),
-                    "the relay answered on its own; no account is blamed"
-                );
-                record.completed_as = relay_outcome(failure);
-                return Ok(answer);
-            }
-            Outcome::AccountFailure { kind, cooldown } => {
-                record.status = answer.response.status().as_u16();
-                let failed = Failed::new(account, kind, cooldown, attempts - 1);
-                let Some(wait) = after_account_failure(ctx, &answer, failed) else {
-                    return Ok(answer);
-                };
-                last_failure = Some(answer);
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
-            }
+            None
+        }
+        Outcome::RelayFailure(failure) => {
+            tracing::warn!(
+                account = account.short_id(),
+                status = answer.response.status().as_u16(),
+                outcome = failure.as_str(),
+                "the relay answered on its own; no account is blamed"
+            );
+            record.completed_as = relay_outcome(failure);
+            None
+        }
+        Outcome::AccountFailure { kind, cooldown } => {
+            record.status = answer.response.status().as_u16();
+            let failed = Failed::new(account, kind, cooldown, record.attempts - 1);
+            after_account_failure(ctx, answer, failed)
         }
     }
 }
