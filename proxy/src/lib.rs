@@ -25,3 +25,4 @@ pub mod server;
 pub mod sessions;
 pub mod shared_health;
 pub mod state;
+pub mod usage;
