@@ -1,9 +1,8 @@
 //! The stand-in claude-relay-service backend.
 //!
 //! A real HTTP server on 127.0.0.1 (hyper, HTTP/1.1 and h2c) that answers every path under
-//! the six proxied prefixes (`/v1/`, `/api/v1/`, `/claude/v1/`, `/gemini/`,
-//! `/openai/claude/v1/`, `/openai/gemini/v1/`) with the Anthropic Messages API shapes:
-//! a `message` JSON object, or an SSE stream when the body has `"stream": true`
+//! the proxied prefixes ([`PROXIED_PREFIXES`], the contract's list) with the Anthropic
+//! Messages API shapes: a `message` JSON object, or an SSE stream when the body has `"stream": true`
 //! (`message_start`, `content_block_start`, N × `content_block_delta`, `content_block_stop`,
 //! `message_delta`, `message_stop`). The text says `served by account <x-api-key>` and the
 //! response carries `x-stand-in-account: <x-api-key>` (`none` when the request had none).
