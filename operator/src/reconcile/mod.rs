@@ -6,6 +6,7 @@ pub mod apply;
 pub mod dereference;
 pub mod error;
 pub mod status;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ pub use error::{Error, Result};
 
 use crate::crd::{ClaudeMiddleware, ClaudeMiddlewareStatus};
 use crate::metrics::Metrics;
-use crate::render::{self, RenderInput, labels, service};
+use crate::render::{self, labels, service};
 use status::{Problem, StatusInput};
 
 /// Periodic re-check of a healthy CR (drift in fields nobody watches).
@@ -131,16 +132,20 @@ async fn reconcile_cr(cr: &ClaudeMiddleware, ctx: &Context) -> Result<Action> {
 async fn converge(cr: &ClaudeMiddleware, ctx: &Context) -> Result<()> {
     let ns = cr.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let deref = dereference::dereference(&secrets, cr).await?;
-    let input = RenderInput::new(cr, &ctx.proxy_image, deref.redis_password_hash)?;
-    let children = render::render(&input);
-    let deployment = apply::apply_children(&ctx.client, cr, &children).await?;
+    let dereferenced = dereference::dereference(&secrets, cr).await?;
+    let valid = validate::validate(cr, &ctx.proxy_image, dereferenced)?;
+    let children = render::render(&valid);
+    let deployment = apply::apply_children(&ctx.client, &valid.owner, &children).await?;
     let status = status::compute(StatusInput {
         cr,
         deployment: Some(&deployment),
         problem: None,
-        selector: labels::selector_string(cr),
-        endpoint: service::endpoint(&input),
+        selector: labels::selector_string(&valid.owner.name),
+        endpoint: service::endpoint(
+            &valid.owner.name,
+            &valid.owner.namespace,
+            valid.service.port,
+        ),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
     });
     patch_status(ctx, cr, status).await
@@ -161,8 +166,8 @@ async fn report_problem(cr: &ClaudeMiddleware, ctx: &Context, err: &Error) {
         cr,
         deployment: deployment.as_ref(),
         problem: Some(&problem),
-        selector: labels::selector_string(cr),
-        endpoint: format!("http://{name}.{ns}.svc:{}", cr.spec.service.port),
+        selector: labels::selector_string(&name),
+        endpoint: service::endpoint(&name, &ns, cr.spec.service.port),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
     });
     if let Err(e) = patch_status(ctx, cr, status).await {
