@@ -7,44 +7,52 @@
 #
 #   bench/cost.sh [REQUESTS]     (default 2000; make bench runs it after the HTTP figures)
 #
-# Prints one JSON line: {"instructions_per_request":…, "allocations_per_request":…,
-# "allocated_bytes_per_request":…, "requests":…} and writes it to $OUT/cost.json.
-# Needs target/release (or $BIN), valgrind and heaptrack (Debian packages).
+# Also instructions per SSE stream (REQUESTS/4 streams of 9 events). Prints
+# {"requests":…, "instructions_per_request":…, "streams":…, "instructions_per_stream":…,
+# "allocations_per_request":…} and writes it to $OUT/cost.json.
+# Needs target/release (or $BIN), valgrind and heaptrack (Debian packages). KEEP_WORK=1 keeps
+# the callgrind dumps (callgrind_annotate them to see where the instructions go).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
 BIN=${BIN:-$ROOT/target/release}
 OUT=${OUT:-$ROOT/target/bench}
 REQUESTS=${1:-2000}
+STREAMS=$((REQUESTS / 4))
 WARMUP=200
 CONNECTIONS=4
 WORK=$(mktemp -d /tmp/cmw-bench-cost.XXXXXX)
-trap 'bench_cleanup; rm -rf "$WORK"' EXIT
+trap 'bench_cleanup; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
-for tool in valgrind callgrind_control heaptrack heaptrack_print wrk; do
-  command -v "$tool" >/dev/null || die "$tool is needed (Debian: apt-get install valgrind heaptrack wrk)"
+for tool in valgrind callgrind_control heaptrack heaptrack_print python3 jq; do
+  command -v "$tool" >/dev/null || die "$tool is needed (Debian: apt-get install valgrind heaptrack jq)"
 done
 
 redis=$(free_port); start_redis "$redis" "$WORK"
 standin=$(free_port); start_standin "$standin"
 
-# drive PORT COUNT: exactly COUNT responses (one wrk thread stops itself), prints how many.
+# drive PORT COUNT [json|stream]: exactly COUNT requests, prints {"requests":…,"non_200":…}.
 drive() {
-  COUNT=$2 "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d600s --timeout 30s \
-    -s "$ROOT/bench/count.lua" "http://127.0.0.1:$1/v1/messages" | grep '^{' | tail -1
+  "${PIN_LOAD[@]}" python3 "$ROOT/bench/count.py" "$1" "$2" "$CONNECTIONS" "${3:-json}"
 }
 requests_of() { jq -r .requests <<<"$1"; }
 
-# Instructions: callgrind collects only between the warm-up and the dump.
-PROXY_WRAP=(valgrind --tool=callgrind --collect-atstart=no
+# Instructions: callgrind instruments only between the warm-up and the dump.
+PROXY_WRAP=(valgrind --tool=callgrind --instr-atstart=no
   --callgrind-out-file="$WORK/callgrind.out")
 proxy=$(free_port); start_proxy "$proxy" "$redis" "$standin"
 drive "$proxy" "$WARMUP" >/dev/null
 callgrind_control -i on "$PROXY_PID" >/dev/null
 measured=$(drive "$proxy" "$REQUESTS")
 callgrind_control -d "$PROXY_PID" >/dev/null
-instructions=$(grep -h '^totals:' "$WORK"/callgrind.out* | awk '{ s += $2 } END { print s }')
+# Dumps on request are callgrind.out.1, .2; the one at exit (shutdown) is not counted.
+instructions=$(awk '/^totals:/ { print $2 }' "$WORK/callgrind.out.1")
 sent=$(requests_of "$measured")
+# Streams (SSE, 5 text deltas: 9 events) after a dump, which zeroes the counts.
+streamed=$(drive "$proxy" "$STREAMS" stream)
+callgrind_control -d "$PROXY_PID" >/dev/null
+stream_instructions=$(awk '/^totals:/ { print $2 }' "$WORK/callgrind.out.2")
+streams=$(requests_of "$streamed")
 stop_pid "$PROXY_PID"
 
 # Allocations: heaptrack has no switch, so two runs, with and without the
@@ -63,18 +71,15 @@ heap_run() { # NAME EXTRA_REQUESTS
 heap_run base 0
 heap_run load "$REQUESTS"
 calls() { sed -n 's/^calls to allocation functions: \([0-9]*\).*/\1/p' "$WORK/heap-$1.txt"; }
-bytes() { sed -n 's/^bytes allocated in total.*: \([0-9.]*\)\(.*\)$/\1 \2/p' "$WORK/heap-$1.txt"; }
 heap_sent=$(requests_of "$(cat "$WORK/heap-load.requests")")
-to_bytes() { awk '{ v = $1; u = $2; m = 1;
-  if (u ~ /^K/) m = 1000; else if (u ~ /^M/) m = 1000000; else if (u ~ /^G/) m = 1000000000;
-  printf "%.0f", v * m }'; }
 
 jq -n --argjson instructions "$instructions" --argjson sent "$sent" \
+  --argjson stream_instructions "$stream_instructions" --argjson streams "$streams" \
   --argjson calls_load "$(calls load)" --argjson calls_base "$(calls base)" \
-  --argjson bytes_load "$(bytes load | to_bytes)" --argjson bytes_base "$(bytes base | to_bytes)" \
   --argjson heap_sent "$heap_sent" '{
     requests: $sent,
     instructions_per_request: ($instructions / $sent | round),
-    allocations_per_request: (($calls_load - $calls_base) / $heap_sent * 10 | round / 10),
-    allocated_bytes_per_request: (($bytes_load - $bytes_base) / $heap_sent | round)
+    streams: $streams,
+    instructions_per_stream: ($stream_instructions / $streams | round),
+    allocations_per_request: (($calls_load - $calls_base) / $heap_sent * 10 | round / 10)
   }' | tee "$OUT/cost.json"

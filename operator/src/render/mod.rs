@@ -24,9 +24,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::reconcile::validate::ValidatedMiddleware;
 
-/// The proxy's container port (its `PORT`, default 8080, proxy/src/config),
+/// The proxy's container port (its `PORT` default, from the contract),
 /// named `http`.
-pub const CONTAINER_PORT: i32 = 8080;
+pub const CONTAINER_PORT: i32 = cmw_contract::settings::PORT.default as i32;
 pub const PORT_NAME: &str = "http";
 
 /// Everything one CR wants to exist. `None` means "must not exist". A new kind
