@@ -48,12 +48,14 @@ def runner_text():
 
 
 def proxy_env_vars():
-    names = set()
-    for dirpath, _, files in os.walk("proxy/src"):
-        for f in files:
-            if f.endswith(".rs"):
-                with open(os.path.join(dirpath, f)) as fh:
-                    names |= set(re.findall(r'env\s*=\s*"([A-Z][A-Z0-9_]*)"', fh.read()))
+    """The variables the proxy reads: the settings contract declares each once
+    (`NAME: type = default;` inside `settings! { … }`)."""
+    with open("contract/src/settings.rs") as fh:
+        source = fh.read()
+    block = source[source.index("settings! {"):]
+    names = set(re.findall(r"^\s*([A-Z][A-Z0-9_]*)\s*:", block, re.M))
+    if not names:
+        sys.exit("check-readme: no settings found in contract/src/settings.rs")
     return names
 
 
