@@ -3,6 +3,7 @@
 //! - [`redis`]: a private `redis-server` on a free port, loaded with the relay fixtures.
 //! - [`backend`]: the stand-in claude-relay-service backend, scriptable per account.
 //! - [`proxy`]: the real `claude-middleware` binary as a child process.
+//! - [`prometheus`]: a private `prometheus` scraping them, for the alerts and the dashboard.
 //! - [`controlplane`]: the local kube-apiserver/etcd/controller-manager, one per test run.
 
 pub mod backend;
@@ -10,6 +11,7 @@ pub mod client;
 pub mod controlplane;
 pub mod fixture_accounts;
 pub mod ports;
+pub mod prometheus;
 pub mod proxy;
 pub mod redis;
 pub mod stack;
