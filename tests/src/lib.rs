@@ -5,6 +5,7 @@
 //! - [`proxy`]: the real `claude-middleware` binary as a child process.
 //! - [`prometheus`]: a private `prometheus` scraping them, for the alerts and the dashboard.
 //! - [`controlplane`]: the local kube-apiserver/etcd/controller-manager, one per test run.
+//! - [`third_party_crds`]: the Gateway API and Prometheus Operator CRDs, from their Go modules.
 
 pub mod backend;
 pub mod client;
@@ -15,3 +16,4 @@ pub mod prometheus;
 pub mod proxy;
 pub mod redis;
 pub mod stack;
+pub mod third_party_crds;

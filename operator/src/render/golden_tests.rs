@@ -28,6 +28,13 @@ fn children_yaml(cr: &crate::crd::ClaudeMiddleware, hash: Option<String>) -> Str
     if let Some(o) = &c.pdb {
         doc(&mut out, o);
     }
+    let i = input(cr, None);
+    if let Some(o) = &super::http_route::render(&i) {
+        doc(&mut out, o);
+    }
+    if let Some(o) = &super::service_monitor::render(&i) {
+        doc(&mut out, o);
+    }
     out
 }
 

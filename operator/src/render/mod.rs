@@ -4,12 +4,14 @@
 
 pub mod deployment;
 pub mod hpa;
+pub mod http_route;
 pub mod ingress;
 pub mod input;
 pub mod labels;
 pub mod network_policy;
 pub mod pdb;
 pub mod service;
+pub mod service_monitor;
 
 #[cfg(test)]
 mod golden_tests;
