@@ -139,6 +139,18 @@ pub struct TargetSpec {
     #[serde(default = "default_timeout")]
     #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: i32,
+    /// Where `/v1/…` goes on the relay (TARGET_V1_PATH); the proxy's default
+    /// is `/api/v1`, since claude-relay-service has no `/v1` route. `/v1`
+    /// forwards it unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Plain segments, none of them `.` or `..` (the proxy refuses those too).
+    #[schemars(
+        regex(
+            pattern = r"^(/([A-Za-z0-9_~-][A-Za-z0-9._~-]*|\.[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\.\.[A-Za-z0-9._~-]+))+$"
+        ),
+        length(max = 256)
+    )]
+    pub v1_path: Option<String>,
 }
 
 fn default_timeout() -> i32 {
@@ -225,6 +237,10 @@ pub struct ProxySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
     pub cooldown_server_error: Option<String>,
+    /// After a 529 / overloaded_error with no retry-after (proxy default 15s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    pub cooldown_overloaded: Option<String>,
     /// `0` turns stickiness off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]

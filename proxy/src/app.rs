@@ -44,7 +44,7 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, keys: KeySet) -> Result<Self, String> {
-        let target = Target::new(&config.target)?;
+        let target = Target::new(&config.target, &config.target_v1_path)?;
         let client = build_client().map_err(|e| format!("TLS setup failed: {e}"))?;
         Ok(Self {
             auth: Authenticator::new(config.auth.enabled, config.auth.prefix.clone(), keys),

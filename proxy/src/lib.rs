@@ -23,3 +23,4 @@ pub mod run;
 pub mod server;
 pub mod sessions;
 pub mod shared;
+pub mod usage;

@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -20,7 +20,7 @@ pub struct RequestLabels {
 }
 
 /// How a proxied request ended, as a metric label.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum RequestOutcome {
     /// Completed, whatever the status the backend gave.
     Completed,
@@ -32,6 +32,10 @@ pub enum RequestOutcome {
     StreamError,
     /// The client went away before the end.
     ClientClosed,
+    /// The relay's own limit (its per-IP limit), passed to the client.
+    RelayLimited,
+    /// The relay's own error (no account, internal), passed to the client.
+    RelayError,
 }
 
 impl RequestOutcome {
@@ -42,7 +46,17 @@ impl RequestOutcome {
             Self::BackendError => "backend_error",
             Self::StreamError => "stream_error",
             Self::ClientClosed => "client_closed",
+            Self::RelayLimited => "relay_limited",
+            Self::RelayError => "relay_error",
         }
+    }
+}
+
+/// The label value is the log's word (`relay_limited`), so that a query and
+/// a log search use the same one.
+impl EncodeLabelValue for RequestOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
     }
 }
 

@@ -35,6 +35,7 @@
 mod anthropic;
 mod body;
 mod control;
+mod fork_framing;
 mod record;
 mod respond;
 mod script;
@@ -47,10 +48,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-pub use anthropic::{DEFAULT_MODEL, error_json, rfc3339, sse_frame};
+pub use anthropic::{
+    DEFAULT_MODEL, error_json, relay_ip_limit_json, relay_stream_error_frame, rfc3339, sse_frame,
+};
 pub use control::CONTROL_PREFIX;
+pub use fork_framing::ForkFramingRelay;
 pub use record::{MAX_RECORDS, SeenRequest};
-pub use respond::PROXIED_PREFIXES;
+pub use respond::{PROXIED_PREFIXES, RELAY_IP_LIMIT_BLOCK_SECS};
 pub use script::{Behaviour, Times};
 
 use respond::Shared;
@@ -65,6 +69,9 @@ pub struct Options {
     pub record: bool,
     /// Worker threads of the stand-in's own runtime.
     pub worker_threads: usize,
+    /// Serve only the routes of the fork of claude-relay-service (`/api/v1/`,
+    /// `/claude/v1/`, ... but no bare `/v1/`, which gets its 404).
+    pub fork_routes: bool,
 }
 
 impl Default for Options {
@@ -73,6 +80,7 @@ impl Default for Options {
             port: 0,
             record: true,
             worker_threads: 2,
+            fork_routes: false,
         }
     }
 }
@@ -114,7 +122,7 @@ impl Backend {
             .thread_name("stand-in-relay")
             .enable_all()
             .build()?;
-        let shared = Arc::new(Shared::new(options.record));
+        let shared = Arc::new(Shared::new(options.record, options.fork_routes));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
@@ -160,6 +168,12 @@ impl Backend {
     /// Scripts the answers for requests of any account that has no script of its own left.
     pub fn script_any(&self, behaviour: Behaviour, times: Times) {
         self.shared.scripts.push(None, behaviour, times);
+    }
+
+    /// Turns on the fork's per-IP limit: `points` requests per client address,
+    /// then 429 `Too Many Requests` with `retry-after: 900`; `None` turns it off.
+    pub fn limit_per_ip(&self, points: Option<usize>) {
+        self.shared.ip_limit.set(points);
     }
 
     /// Forgets every script: all accounts are answered normally again.

@@ -32,3 +32,92 @@ pub fn name_of(id: &str) -> &'static str {
         _ => "unknown",
     }
 }
+
+/// The accounts of `tests/fixtures/relay-rate-limits.redis`, and the two that
+/// [`seed_recent_limits`] writes relative to the time of the test.
+pub mod rate_limits {
+    pub const R1_UNTIL_2030: &str = "9a000001-0000-4000-8000-000000000001";
+    pub const R2_FORK_LIMIT_OVER: &str = "9a000002-0000-4000-8000-000000000002";
+    pub const R3_FORK_LIMIT_RECENT: &str = "9a000003-0000-4000-8000-000000000003";
+    pub const R4_STALE_AFTER_REMOVE: &str = "9a000004-0000-4000-8000-000000000004";
+    pub const R5_UPSTREAM_ENDED: &str = "9a000005-0000-4000-8000-000000000005";
+    pub const R6_TEMP_UNAVAILABLE: &str = "9a000006-0000-4000-8000-000000000006";
+    pub const R7_CIRCUIT_OPEN: &str = "9a000007-0000-4000-8000-000000000007";
+
+    /// Schedulable right after loading the file and [`super::seed_recent_limits`].
+    pub const SCHEDULABLE: [&str; 3] =
+        [R2_FORK_LIMIT_OVER, R4_STALE_AFTER_REMOVE, R5_UPSTREAM_ENDED];
+    /// Kept out, each by one rule.
+    pub const UNSCHEDULABLE: [&str; 4] = [
+        R1_UNTIL_2030,
+        R3_FORK_LIMIT_RECENT,
+        R6_TEMP_UNAVAILABLE,
+        R7_CIRCUIT_OPEN,
+    ];
+}
+
+/// Writes the two time-bound cases as the fork of claude-relay-service would:
+/// r3 rate limited `limited_ago` before now with no end time (its
+/// `markAccountRateLimited`), and r7 with its circuit breaker opened
+/// `opened_ago` before now (`circuitBreakerService.js`: a hash with `state`
+/// and `lastStateChangeTime` in epoch ms, TTL 3900 s).
+pub fn seed_recent_limits(
+    redis: &crate::redis::RedisServer,
+    limited_ago: std::time::Duration,
+    opened_ago: std::time::Duration,
+) {
+    use rate_limits::{R3_FORK_LIMIT_RECENT, R7_CIRCUIT_OPEN};
+    let now = std::time::SystemTime::now();
+    let limited_at = crate::backend::rfc3339(now - limited_ago);
+    let opened_at_ms = (now - opened_ago)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .to_string();
+    for (id, name) in [
+        (R3_FORK_LIMIT_RECENT, "r3 fork limit recent"),
+        (R7_CIRCUIT_OPEN, "r7 fork circuit open"),
+    ] {
+        redis.cli(&["SADD", "claude:account:index", id]);
+        redis.cli(&[
+            "HSET",
+            &format!("claude:account:{id}"),
+            "id",
+            id,
+            "name",
+            name,
+            "isActive",
+            "true",
+            "accountType",
+            "shared",
+            "status",
+            "active",
+            "priority",
+            "50",
+        ]);
+    }
+    redis.cli(&[
+        "HSET",
+        &format!("claude:account:{R3_FORK_LIMIT_RECENT}"),
+        "rateLimitStatus",
+        "limited",
+        "rateLimitedAt",
+        &limited_at,
+    ]);
+    redis.cli(&[
+        "HSET",
+        &format!("circuit_breaker:{R7_CIRCUIT_OPEN}"),
+        "state",
+        "OPEN",
+        "failures",
+        "5",
+        "lastFailureTime",
+        &opened_at_ms,
+        "lastStateChangeTime",
+        &opened_at_ms,
+    ]);
+    redis.cli(&[
+        "EXPIRE",
+        &format!("circuit_breaker:{R7_CIRCUIT_OPEN}"),
+        "3900",
+    ]);
+}

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod client;
 pub mod controlplane;
 pub mod fixture_accounts;
+pub mod metrics;
 pub mod ports;
 pub mod prometheus;
 pub mod proxy;

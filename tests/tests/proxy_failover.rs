@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use cmw_tests::backend::{Behaviour, Times};
 use cmw_tests::client::{http, post_messages, read_timed, sse_events};
 use cmw_tests::fixture_accounts::{A3, A7, name_of};
+use cmw_tests::metrics::{metric_sum, metrics_text};
 use cmw_tests::stack::{Stack, get_json, served_by, start_proxy, wait_ready, wait_until};
 use serde_json::json;
 
@@ -15,39 +16,6 @@ fn rate_limited(seconds: u64) -> Behaviour {
     Behaviour::RateLimited {
         reset_in: Duration::from_secs(seconds),
     }
-}
-
-async fn metrics_text(base: &str) -> String {
-    http()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body")
-}
-
-/// Parses the exposition strictly enough to catch malformed output, and sums
-/// the samples of `name` whose labels include all of `labels`.
-fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("metrics parse as Prometheus text");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            prometheus_parse::Value::Histogram(ref buckets) => {
-                buckets.last().map_or(0.0, |b| b.count)
-            }
-            _ => 0.0,
-        })
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

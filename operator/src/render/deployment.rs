@@ -185,7 +185,8 @@ fn env(input: &RenderInput<'_>) -> Vec<EnvVar> {
         };
         env.push(plain("LOG_FORMAT", f.into()));
     }
-    let optional: [(&str, Option<String>); 10] = [
+    let optional: [(&str, Option<String>); 12] = [
+        ("TARGET_V1_PATH", spec.target.v1_path.clone()),
         (
             "ACCOUNT_REFRESH_INTERVAL",
             p.account_refresh_interval.clone(),
@@ -193,6 +194,7 @@ fn env(input: &RenderInput<'_>) -> Vec<EnvVar> {
         ("COOLDOWN_RATE_LIMIT", p.cooldown_rate_limit.clone()),
         ("COOLDOWN_AUTH", p.cooldown_auth.clone()),
         ("COOLDOWN_SERVER_ERROR", p.cooldown_server_error.clone()),
+        ("COOLDOWN_OVERLOADED", p.cooldown_overloaded.clone()),
         ("STICKY_SESSION_TTL", p.sticky_session_ttl.clone()),
         ("MAX_BODY_BYTES", p.max_body_bytes.map(|v| v.to_string())),
         ("RETRY_ATTEMPTS", p.retry_attempts.map(|v| v.to_string())),

@@ -5,7 +5,7 @@ mod account;
 mod pool;
 mod source;
 
-pub use account::{Account, DEFAULT_PRIORITY, Exclusion, parse_account, short_id};
+pub use account::{Account, DEFAULT_PRIORITY, Exclusion, Markers, parse_account, short_id};
 pub use pool::{Pool, PoolSnapshot, Readiness, RefreshStatus, readiness};
 pub use source::{ACCOUNT_KEY_PREFIX, INDEX_KEY, connect, load_accounts};
 

@@ -1,17 +1,25 @@
 //! Reads the relay's accounts from Redis, read-only: ids from the index set
-//! (or a `SCAN` when the index is missing), hashes in one pipeline. Never
-//! `KEYS`, never a write to the relay's keys.
+//! (or a `SCAN` when the index is missing), then each hash and the relay's
+//! short-lived markers beside it in one pipeline. Never `KEYS`, never a write
+//! to the relay's keys.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::account::{Account, parse_account};
+use super::account::{Account, Markers, parse_account};
 
 pub const INDEX_KEY: &str = "claude:account:index";
 pub const ACCOUNT_KEY_PREFIX: &str = "claude:account:";
 const SCAN_BATCH: usize = 500;
+/// Upstream claude-relay-service's markers (keys with a TTL), and the fork's
+/// circuit breaker hash; see [`Markers`].
+pub const TEMP_UNAVAILABLE_PREFIX: &str = "temp_unavailable:claude-official:";
+pub const OVERLOAD_PREFIX: &str = "account:overload:";
+pub const CIRCUIT_BREAKER_PREFIX: &str = "circuit_breaker:";
+/// Replies per account in the pipeline: HGETALL, EXISTS, EXISTS, HMGET.
+const REPLIES_PER_ACCOUNT: usize = 4;
 
 /// The accounts that may be scheduled, and how many ids Redis listed.
 pub struct Loaded {
@@ -36,21 +44,48 @@ pub async fn load_accounts(
     let mut pipe = redis::pipe();
     for id in &ids {
         pipe.cmd("HGETALL").arg(format!("{ACCOUNT_KEY_PREFIX}{id}"));
+        pipe.cmd("EXISTS")
+            .arg(format!("{TEMP_UNAVAILABLE_PREFIX}{id}"));
+        pipe.cmd("EXISTS").arg(format!("{OVERLOAD_PREFIX}{id}"));
+        pipe.cmd("HMGET")
+            .arg(format!("{CIRCUIT_BREAKER_PREFIX}{id}"))
+            .arg("state")
+            .arg("lastStateChangeTime");
     }
-    let hashes: Vec<HashMap<String, String>> = if ids.is_empty() {
+    let replies: Vec<redis::Value> = if ids.is_empty() {
         Vec::new()
     } else {
         pipe.query_async(conn).await?
     };
-    let accounts = ids
-        .iter()
-        .zip(&hashes)
-        .filter_map(|(id, fields)| parse_account(id, fields, now_ms).ok())
-        .collect();
+    let mut accounts = Vec::with_capacity(ids.len());
+    for (id, reply) in ids.iter().zip(replies.chunks(REPLIES_PER_ACCOUNT)) {
+        let [fields, temp_unavailable, overloaded, circuit] = reply else {
+            return Err(unexpected_reply());
+        };
+        let fields: HashMap<String, String> = redis::from_redis_value_ref(fields)?;
+        let (circuit_state, circuit_changed_at): (Option<String>, Option<String>) =
+            redis::from_redis_value_ref(circuit)?;
+        let markers = Markers {
+            temp_unavailable: redis::from_redis_value_ref(temp_unavailable)?,
+            overloaded: redis::from_redis_value_ref(overloaded)?,
+            circuit_state,
+            circuit_changed_at,
+        };
+        if let Ok(account) = parse_account(id, &fields, &markers, now_ms) {
+            accounts.push(account);
+        }
+    }
     Ok(Loaded {
         accounts,
         listed: ids.len(),
     })
+}
+
+fn unexpected_reply() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "pipeline answered with fewer replies than commands",
+    ))
 }
 
 /// Fallback when the index set is absent: `SCAN MATCH claude:account:*`,

@@ -77,6 +77,9 @@ pub struct CooldownDefaults {
     pub rate_limit: Duration,
     pub auth: Duration,
     pub server_error: Duration,
+    /// 529 / `overloaded_error`: Anthropic is overloaded for everyone, so the
+    /// account is only rested briefly (see README, "Cooldowns").
+    pub overloaded: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +90,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub redis: RedisTarget,
     pub target: Uri,
+    /// Where `/v1/…` goes on the relay: claude-relay-service serves the
+    /// Messages API under `/api/v1/` and has no `/v1/` route.
+    pub target_v1_path: String,
     pub proxy_timeout: Duration,
     pub auth: AuthConfig,
     pub account_refresh_interval: Duration,
@@ -147,7 +153,9 @@ impl Config {
             rate_limit: duration("COOLDOWN_RATE_LIMIT", &raw.cooldown_rate_limit, "1h")?,
             auth: duration("COOLDOWN_AUTH", &raw.cooldown_auth, "30m")?,
             server_error: duration("COOLDOWN_SERVER_ERROR", &raw.cooldown_server_error, "10m")?,
+            overloaded: duration("COOLDOWN_OVERLOADED", &raw.cooldown_overloaded, "15s")?,
         };
+        let target_v1_path = v1_path(value(&raw.target_v1_path).unwrap_or("/api/v1"))?;
         let max_body_bytes = value(&raw.max_body_bytes)
             .unwrap_or("33554432")
             .parse::<u64>()
@@ -180,6 +188,7 @@ impl Config {
             log_format,
             redis,
             target,
+            target_v1_path,
             proxy_timeout,
             auth,
             account_refresh_interval,
@@ -242,6 +251,27 @@ fn parse_target(text: &str) -> Result<Uri, ConfigError> {
         return Err(invalid("must not have a query"));
     }
     Ok(uri)
+}
+
+/// An absolute path of plain segments, without a trailing slash: it replaces
+/// the `/v1` of a client path, so `..`, a query or an empty segment would
+/// reach somewhere else on the relay.
+fn v1_path(text: &str) -> Result<String, ConfigError> {
+    let path = text.trim_end_matches('/');
+    let valid_segment = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    if !path.starts_with('/') || !path[1..].split('/').all(valid_segment) {
+        return Err(ConfigError::new(
+            "TARGET_V1_PATH",
+            format!("{text:?} is not an absolute path like /api/v1 (letters, digits, - . _ ~)"),
+        ));
+    }
+    Ok(path.to_string())
 }
 
 fn redis_target(raw: &RawSettings) -> Result<RedisTarget, ConfigError> {
@@ -358,6 +388,8 @@ mod tests {
         assert_eq!(config.cooldowns.rate_limit, Duration::from_secs(3600));
         assert_eq!(config.cooldowns.auth, Duration::from_secs(1800));
         assert_eq!(config.cooldowns.server_error, Duration::from_secs(600));
+        assert_eq!(config.cooldowns.overloaded, Duration::from_secs(15));
+        assert_eq!(config.target_v1_path, "/api/v1");
         assert_eq!(config.sticky_session_ttl, Duration::from_secs(3600));
         assert_eq!(config.max_body_bytes, 33_554_432);
         assert_eq!(config.retry_attempts, 2);
@@ -580,5 +612,28 @@ mod tests {
         assert_eq!(config.cooldowns.rate_limit, Duration::from_secs(120));
         assert_eq!(config.proxy_timeout, Duration::from_secs(600));
         assert_eq!(config.sticky_session_ttl, Duration::ZERO);
+    }
+
+    #[test]
+    fn v1_path_is_a_plain_absolute_path() {
+        let with = |path: &str| {
+            Config::from_raw(&RawSettings {
+                target_v1_path: Some(path.into()),
+                ..raw()
+            })
+        };
+        assert_eq!(with("/v1").unwrap().target_v1_path, "/v1");
+        assert_eq!(with("/claude/v1/").unwrap().target_v1_path, "/claude/v1");
+        for bad in [
+            "api/v1",
+            "/api/../admin",
+            "/api//v1",
+            "/api?x=1",
+            "/",
+            "/a b",
+        ] {
+            let error = with(bad).unwrap_err().to_string();
+            assert!(error.contains("TARGET_V1_PATH"), "{bad}: {error}");
+        }
     }
 }

@@ -60,9 +60,12 @@ pub struct RawSettings {
     /// Cooldown after a 401/403 [default: 30m]
     #[arg(long, env = "COOLDOWN_AUTH")]
     pub cooldown_auth: Option<String>,
-    /// Cooldown after a 5xx or 529 from the account [default: 10m]
+    /// Cooldown after a 5xx from the account [default: 10m]
     #[arg(long, env = "COOLDOWN_SERVER_ERROR")]
     pub cooldown_server_error: Option<String>,
+    /// Cooldown after a 529 / overloaded_error with no retry-after [default: 15s]
+    #[arg(long, env = "COOLDOWN_OVERLOADED")]
+    pub cooldown_overloaded: Option<String>,
     /// Session → account affinity, renewed on use; 0 turns stickiness off [default: 1h]
     #[arg(long, env = "STICKY_SESSION_TTL")]
     pub sticky_session_ttl: Option<String>,
@@ -78,6 +81,9 @@ pub struct RawSettings {
     /// Prefix of the proxy's own Redis keys [default: claude-middleware:]
     #[arg(long, env = "HEALTH_KEY_PREFIX")]
     pub health_key_prefix: Option<String>,
+    /// Relay path that the proxy's `/v1/` prefix is forwarded to; `/v1` keeps it [default: /api/v1]
+    #[arg(long, env = "TARGET_V1_PATH")]
+    pub target_v1_path: Option<String>,
     /// How long in-flight requests may finish after SIGTERM [default: 30s]
     #[arg(long, env = "DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,

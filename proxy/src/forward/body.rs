@@ -78,6 +78,15 @@ struct RecordGuard {
 }
 
 impl RecordGuard {
+    /// The body ended cleanly: counted as the record says it completes.
+    fn complete(&mut self) {
+        let outcome = self
+            .record
+            .as_ref()
+            .map_or(RequestOutcome::Completed, |r| r.completed_as);
+        self.finish(outcome, None);
+    }
+
     fn finish(&mut self, outcome: RequestOutcome, detail: Option<&str>) {
         if let Some(record) = self.record.take() {
             record.metrics.inflight_streams.dec();
@@ -141,7 +150,7 @@ impl Body for UpstreamBody {
                 record.on_chunk(prefix.len());
             }
             if this.inner.is_end_stream() {
-                this.guard.finish(RequestOutcome::Completed, None);
+                this.guard.complete();
             }
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
         }
@@ -155,7 +164,7 @@ impl Body for UpstreamBody {
                 }
                 if this.inner.is_end_stream() {
                     // hyper may not poll again once the length is satisfied.
-                    this.guard.finish(RequestOutcome::Completed, None);
+                    this.guard.complete();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -165,7 +174,7 @@ impl Body for UpstreamBody {
                 Poll::Ready(Some(Err(BodyError::Upstream(error))))
             }
             Poll::Ready(None) => {
-                this.guard.finish(RequestOutcome::Completed, None);
+                this.guard.complete();
                 Poll::Ready(None)
             }
             Poll::Pending => {

@@ -9,8 +9,9 @@ pub enum FirstEvent {
     Incomplete,
     /// A normal first event: forward the stream.
     Normal,
-    /// An `error` event, with Anthropic's error type when the data names one.
-    Error { error_type: Option<String> },
+    /// An `error` event (by name, or by a payload of `"type": "error"`), with
+    /// its data, for [`crate::routing::classify_stream_error`].
+    Error { data: Vec<u8> },
 }
 
 /// Looks at the first complete event, skipping comment-only blocks
@@ -44,12 +45,7 @@ pub fn first_event(buffer: &[u8]) -> FirstEvent {
             .as_ref()
             .is_some_and(|p| p.get("type").and_then(|t| t.as_str()) == Some("error"));
         if name == b"error" || payload_is_error {
-            let error_type = payload
-                .as_ref()
-                .and_then(|p| p.pointer("/error/type"))
-                .and_then(|t| t.as_str())
-                .map(str::to_string);
-            return FirstEvent::Error { error_type };
+            return FirstEvent::Error { data };
         }
         return FirstEvent::Normal;
     }
@@ -102,6 +98,15 @@ fn strip_one_space(value: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    /// Anthropic's `error.type` in an error verdict's data.
+    fn error_type(verdict: FirstEvent) -> Option<String> {
+        let FirstEvent::Error { data } = verdict else {
+            panic!("not an error: {verdict:?}");
+        };
+        let payload: serde_json::Value = serde_json::from_slice(&data).ok()?;
+        payload.pointer("/error/type")?.as_str().map(str::to_string)
+    }
+
     #[test]
     fn normal_first_event() {
         let stream = b"event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: ping\n";
@@ -112,10 +117,8 @@ mod tests {
     fn error_event_with_type() {
         let stream = b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"x\"}}\n\n";
         assert_eq!(
-            first_event(stream),
-            FirstEvent::Error {
-                error_type: Some("rate_limit_error".into())
-            }
+            error_type(first_event(stream)),
+            Some("rate_limit_error".into())
         );
     }
 
@@ -124,10 +127,8 @@ mod tests {
         let stream =
             b"data: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\r\n\r\n";
         assert_eq!(
-            first_event(stream),
-            FirstEvent::Error {
-                error_type: Some("overloaded_error".into())
-            }
+            error_type(first_event(stream)),
+            Some("overloaded_error".into())
         );
     }
 
@@ -135,7 +136,9 @@ mod tests {
     fn error_event_with_unparsable_data() {
         assert_eq!(
             first_event(b"event: error\ndata: oops\n\n"),
-            FirstEvent::Error { error_type: None }
+            FirstEvent::Error {
+                data: b"oops".to_vec()
+            }
         );
     }
 
@@ -167,12 +170,7 @@ mod tests {
     #[test]
     fn comments_and_empty_blocks_are_skipped() {
         let stream = b": ping\n\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\"}}\n\n";
-        assert_eq!(
-            first_event(stream),
-            FirstEvent::Error {
-                error_type: Some("api_error".into())
-            }
-        );
+        assert_eq!(error_type(first_event(stream)), Some("api_error".into()));
         assert_eq!(first_event(b": keep-alive\n\n"), FirstEvent::Incomplete);
     }
 
@@ -180,10 +178,8 @@ mod tests {
     fn multi_line_data_is_joined() {
         let stream = b"event: error\ndata: {\"type\":\"error\",\ndata: \"error\":{\"type\":\"permission_error\"}}\n\n";
         assert_eq!(
-            first_event(stream),
-            FirstEvent::Error {
-                error_type: Some("permission_error".into())
-            }
+            error_type(first_event(stream)),
+            Some("permission_error".into())
         );
     }
 

@@ -97,7 +97,14 @@ pub fn rewrite_request_headers(
 }
 
 /// Response headers back to the client: hop-by-hop removed, the rest as is.
+/// A `Content-Length` beside a `Transfer-Encoding` is dropped: the body was
+/// framed by the transfer coding (RFC 9112 §6.3), so the length is stale, and
+/// forwarding it would make the client stop early or wait for bytes that
+/// never come. claude-relay-service sends both on its non-streamed answers.
 pub fn rewrite_response_headers(headers: &mut HeaderMap) {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     strip_hop_by_hop(headers);
 }
 
@@ -207,5 +214,22 @@ mod tests {
         assert!(h.get("transfer-encoding").is_none());
         assert_eq!(h["content-type"], "text/event-stream");
         assert!(h.get("anthropic-ratelimit-unified-reset").is_some());
+    }
+
+    #[test]
+    fn transfer_encoding_wins_over_content_length() {
+        let mut h = map(&[
+            ("transfer-encoding", "chunked"),
+            ("content-length", "42"),
+            ("content-type", "application/json"),
+        ]);
+        rewrite_response_headers(&mut h);
+        assert!(h.get("content-length").is_none());
+        assert!(h.get("transfer-encoding").is_none());
+        assert_eq!(h["content-type"], "application/json");
+
+        let mut h = map(&[("content-length", "42")]);
+        rewrite_response_headers(&mut h);
+        assert_eq!(h["content-length"], "42");
     }
 }

@@ -30,8 +30,12 @@ use crate::accounts::{Account, now_ms};
 use crate::app::App;
 use crate::errors::{error_response, error_type_for};
 use crate::metrics::RequestOutcome;
-use crate::routing::outcome::account_failure;
-use crate::routing::{FailureKind, Outcome, Selection, classify};
+use crate::routing::outcome::retry_after;
+use crate::routing::retry::{jitter, retry_delay};
+use crate::routing::{
+    HeadVerdict, Outcome, RelayFailure, Selection, classify_error, classify_head,
+    classify_stream_error,
+};
 use crate::sessions::session_id;
 use read_ahead::ReadAhead;
 
@@ -152,45 +156,11 @@ pub async fn forward(
             .upstream_latency
             .observe(sent.elapsed().as_secs_f64());
 
-        let mut outcome = classify(
-            response.status(),
-            response.headers(),
-            &app.config.cooldowns,
-            now_ms(),
-        );
         let (parts_back, mut incoming) = response.into_parts();
-        let mut prefix = Bytes::new();
-        if outcome == Outcome::Success && read_ahead::is_event_stream(&parts_back.headers) {
-            match read_ahead::read_first_event(&mut incoming, app.config.proxy_timeout).await {
-                ReadAhead::Commit { prefix: read } => prefix = read,
-                ReadAhead::Error {
-                    error_type,
-                    prefix: read,
-                } => {
-                    prefix = read;
-                    outcome = match error_type.as_deref().map(FailureKind::from_error_type) {
-                        // A request the API refused (invalid_request_error…): the client's.
-                        Some(None) => Outcome::ClientError,
-                        Some(Some(kind)) => account_failure(
-                            kind,
-                            &parts_back.headers,
-                            &app.config.cooldowns,
-                            now_ms(),
-                        ),
-                        None => account_failure(
-                            FailureKind::ServerError,
-                            &parts_back.headers,
-                            &app.config.cooldowns,
-                            now_ms(),
-                        ),
-                    };
-                }
-                ReadAhead::Failed(error) => {
-                    let detail = format!("backend stream failed before its first event: {error}");
-                    return backend_error(record, StatusCode::BAD_GATEWAY, &detail);
-                }
-            }
-        }
+        let (outcome, prefix) = match judge(app, &parts_back, &mut incoming).await {
+            Ok(judged) => judged,
+            Err(detail) => return backend_error(record, StatusCode::BAD_GATEWAY, &detail),
+        };
         let this_attempt = Attempt {
             response: Response::from_parts(parts_back, incoming),
             prefix,
@@ -204,6 +174,19 @@ pub async fn forward(
                 }
                 return stream_back(app, this_attempt, record);
             }
+            Outcome::RelayFailure(failure) => {
+                tracing::warn!(
+                    account = account.short_id(),
+                    status = this_attempt.response.status().as_u16(),
+                    outcome = failure.as_str(),
+                    "the relay answered on its own; no account is blamed"
+                );
+                record.completed_as = match failure {
+                    RelayFailure::Limited => RequestOutcome::RelayLimited,
+                    RelayFailure::Error => RequestOutcome::RelayError,
+                };
+                return stream_back(app, this_attempt, record);
+            }
             Outcome::AccountFailure { kind, cooldown } => {
                 app.bench(&account.id, kind, cooldown);
                 tracing::warn!(
@@ -213,11 +196,20 @@ pub async fn forward(
                     cooldown_s = cooldown.as_secs(),
                     "account failed; cooling down"
                 );
-                if attempt < app.config.retry_attempts {
-                    app.metrics.record_retry(kind);
-                }
                 record.status = this_attempt.response.status().as_u16();
+                if attempt == app.config.retry_attempts {
+                    last_failure = Some(this_attempt);
+                    break;
+                }
+                let asked = retry_after(this_attempt.response.headers(), now_ms());
+                let Some(wait) = retry_delay(kind, asked, attempt, jitter()) else {
+                    return stream_back(app, this_attempt, record);
+                };
+                app.metrics.record_retry(kind);
                 last_failure = Some(this_attempt);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
     }
@@ -225,6 +217,46 @@ pub async fn forward(
         Some(failure) => stream_back(app, failure, record),
         // Unreachable: the loop runs at least once and always sets it or returns.
         None => backend_error(record, StatusCode::BAD_GATEWAY, "no attempt was made"),
+    }
+}
+
+/// Reads ahead as far as the verdict needs (a stream's first event, an error
+/// answer's body) and classifies the answer. `Err` is a body that broke
+/// before anything could be judged: the backend's failure, not the account's.
+async fn judge(
+    app: &App,
+    head: &http::response::Parts,
+    body: &mut Incoming,
+) -> Result<(Outcome, Bytes), String> {
+    let cooldowns = &app.config.cooldowns;
+    match classify_head(head.status) {
+        HeadVerdict::ClientError => Ok((Outcome::ClientError, Bytes::new())),
+        HeadVerdict::NeedsBody => {
+            let prefix = read_ahead::read_error_body(body, app.config.proxy_timeout)
+                .await
+                .map_err(|e| format!("backend error answer broke before its end: {e}"))?;
+            // The relay keeps `text/event-stream` on its own errors of a
+            // streaming request: judge the event's data then.
+            let json = match first_event::first_event(&prefix) {
+                first_event::FirstEvent::Error { data } => Bytes::from(data),
+                _ => prefix.clone(),
+            };
+            let outcome = classify_error(head.status, &head.headers, &json, cooldowns, now_ms());
+            Ok((outcome, prefix))
+        }
+        HeadVerdict::Success if read_ahead::is_event_stream(&head.headers) => {
+            match read_ahead::read_first_event(body, app.config.proxy_timeout).await {
+                ReadAhead::Commit { prefix } => Ok((Outcome::Success, prefix)),
+                ReadAhead::Error { data, prefix } => {
+                    let outcome = classify_stream_error(&head.headers, &data, cooldowns, now_ms());
+                    Ok((outcome, prefix))
+                }
+                ReadAhead::Failed(error) => Err(format!(
+                    "backend stream failed before its first event: {error}"
+                )),
+            }
+        }
+        HeadVerdict::Success => Ok((Outcome::Success, Bytes::new())),
     }
 }
 

@@ -1,6 +1,7 @@
-//! Reads a streamed answer up to its first SSE event before anything is sent
-//! to the client, so that a `200` whose first event is an `error` can still be
-//! retried on another account. Bounded in bytes and time.
+//! Reads ahead of what the client is sent, bounded in bytes and time: a
+//! streamed answer up to its first SSE event (a `200` whose first event is an
+//! `error` can still be retried on another account), and an error answer's
+//! body (its shape says whether the account or the relay failed).
 
 use std::time::Duration;
 
@@ -20,10 +21,7 @@ pub enum ReadAhead {
     Commit { prefix: Bytes },
     /// The first event is an error; `prefix` holds it, to forward if no
     /// other account is left.
-    Error {
-        error_type: Option<String>,
-        prefix: Bytes,
-    },
+    Error { data: Vec<u8>, prefix: Bytes },
     /// The backend's body failed before the first event.
     Failed(hyper::Error),
 }
@@ -53,14 +51,36 @@ pub async fn read_first_event(body: &mut Incoming, max_wait: Duration) -> ReadAh
                     prefix: buffer.freeze(),
                 };
             }
-            FirstEvent::Error { error_type } => {
+            FirstEvent::Error { data } => {
                 return ReadAhead::Error {
-                    error_type,
+                    data,
                     prefix: buffer.freeze(),
                 };
             }
         }
     }
+}
+
+/// An error answer's body, whole when it ends within the bounds (error
+/// bodies are small JSON), else what arrived in them.
+pub async fn read_error_body(
+    body: &mut Incoming,
+    max_wait: Duration,
+) -> Result<Bytes, hyper::Error> {
+    let mut buffer = BytesMut::new();
+    let deadline = tokio::time::Instant::now() + max_wait.min(MAX_WAIT);
+    while buffer.len() < MAX_BYTES {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    buffer.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(error))) => return Err(error),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(buffer.freeze())
 }
 
 /// Whether a response head announces an SSE stream.

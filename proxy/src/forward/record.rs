@@ -22,6 +22,9 @@ pub struct RequestRecord {
     pub attempts: u32,
     pub first_byte: Option<Instant>,
     pub bytes: u64,
+    /// What a body that ends cleanly counts as: `Completed`, or the relay's
+    /// own refusal passed on.
+    pub completed_as: RequestOutcome,
 }
 
 impl RequestRecord {
@@ -42,6 +45,7 @@ impl RequestRecord {
             attempts: 0,
             first_byte: None,
             bytes: 0,
+            completed_as: RequestOutcome::Completed,
         }
     }
 

@@ -9,12 +9,15 @@ pub struct Target {
     authority: Authority,
     /// A path prefix of TARGET_URL without its trailing slash ("" for none).
     base_path: String,
+    /// What replaces a client path's leading `/v1` (TARGET_V1_PATH).
+    v1_path: String,
     host_header: HeaderValue,
 }
 
 impl Target {
-    /// `uri` is a validated TARGET_URL (scheme and host present).
-    pub fn new(uri: &Uri) -> Result<Self, String> {
+    /// `uri` is a validated TARGET_URL (scheme and host present); `v1_path`
+    /// a validated TARGET_V1_PATH.
+    pub fn new(uri: &Uri, v1_path: &str) -> Result<Self, String> {
         let scheme = uri.scheme().cloned().ok_or("TARGET_URL has no scheme")?;
         let authority = uri.authority().cloned().ok_or("TARGET_URL has no host")?;
         let host_header = HeaderValue::from_str(authority.as_str())
@@ -23,6 +26,7 @@ impl Target {
             scheme,
             authority,
             base_path: uri.path().trim_end_matches('/').to_string(),
+            v1_path: v1_path.to_string(),
             host_header,
         })
     }
@@ -31,11 +35,17 @@ impl Target {
         &self.host_header
     }
 
-    /// The client's path and query on the backend (under TARGET_URL's path).
+    /// The client's path and query on the backend: under TARGET_URL's path,
+    /// with a leading `/v1` replaced by TARGET_V1_PATH.
     pub fn uri_for(&self, client_uri: &Uri) -> Result<Uri, http::Error> {
         let path_and_query = match client_uri.path_and_query() {
-            Some(pq) if self.base_path.is_empty() => pq.clone(),
-            Some(pq) => PathAndQuery::try_from(format!("{}{}", self.base_path, pq))?,
+            Some(pq) => match self.v1_rest(pq.as_str()) {
+                Some(rest) => {
+                    PathAndQuery::try_from(format!("{}{}{rest}", self.base_path, self.v1_path))?
+                }
+                None if self.base_path.is_empty() => pq.clone(),
+                None => PathAndQuery::try_from(format!("{}{}", self.base_path, pq))?,
+            },
             None => PathAndQuery::from_static("/"),
         };
         Uri::builder()
@@ -46,23 +56,61 @@ impl Target {
     }
 }
 
+impl Target {
+    /// What follows `/v1` in a client path that must be mapped ("/messages?x"),
+    /// or `None` when the path is not under `/v1` or the mapping is `/v1` itself.
+    fn v1_rest<'a>(&self, path_and_query: &'a str) -> Option<&'a str> {
+        if self.v1_path == "/v1" {
+            return None;
+        }
+        let rest = path_and_query.strip_prefix("/v1")?;
+        (rest.is_empty() || rest.starts_with(['/', '?'])).then_some(rest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn joins_paths() {
-        let t = Target::new(&"http://relay:3001".parse().unwrap()).unwrap();
+        let t = Target::new(&"http://relay:3001".parse().unwrap(), "/v1").unwrap();
         assert_eq!(
             t.uri_for(&"/v1/messages?beta=true".parse().unwrap())
                 .unwrap(),
             "http://relay:3001/v1/messages?beta=true"
         );
         assert_eq!(t.host_header(), "relay:3001");
-        let t = Target::new(&"https://relay.example/base/".parse().unwrap()).unwrap();
+        let t = Target::new(&"https://relay.example/base/".parse().unwrap(), "/v1").unwrap();
         assert_eq!(
             t.uri_for(&"/v1/messages".parse().unwrap()).unwrap(),
             "https://relay.example/base/v1/messages"
+        );
+    }
+
+    #[test]
+    fn maps_v1_onto_the_relays_prefix() {
+        let t = Target::new(&"http://relay:3001".parse().unwrap(), "/api/v1").unwrap();
+        let mapped = |path: &str| t.uri_for(&path.parse().unwrap()).unwrap().to_string();
+        assert_eq!(
+            mapped("/v1/messages?beta=true"),
+            "http://relay:3001/api/v1/messages?beta=true"
+        );
+        assert_eq!(mapped("/v1"), "http://relay:3001/api/v1");
+        // Only a whole /v1 segment, and only at the start.
+        assert_eq!(mapped("/v1beta/x"), "http://relay:3001/v1beta/x");
+        assert_eq!(
+            mapped("/api/v1/messages"),
+            "http://relay:3001/api/v1/messages"
+        );
+        assert_eq!(
+            mapped("/claude/v1/messages"),
+            "http://relay:3001/claude/v1/messages"
+        );
+        let t = Target::new(&"http://relay:3001/base".parse().unwrap(), "/api/v1").unwrap();
+        assert_eq!(
+            t.uri_for(&"/v1/messages".parse().unwrap()).unwrap(),
+            "http://relay:3001/base/api/v1/messages"
         );
     }
 }

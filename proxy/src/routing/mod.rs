@@ -2,14 +2,19 @@
 //! proxy's own least-recently-used order) behind one short-held lock, the pure
 //! [`select::choose`], and the classification of what came back.
 
+pub mod error_shape;
 pub mod outcome;
+pub mod retry;
 pub mod select;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::accounts::Account;
-pub use outcome::{FailureKind, Outcome, classify};
+pub use outcome::{
+    FailureKind, HeadVerdict, Outcome, RelayFailure, classify_error, classify_head,
+    classify_stream_error,
+};
 pub use select::{Cooldown, Selection, SelectionState, choose};
 
 /// Shared by all requests. The lock is never held across an await.

@@ -1,10 +1,12 @@
 //! Pure classification of an upstream answer: success, the client's own
-//! error (passed through), or the account's failure with a cooldown.
+//! error (passed through), the account's failure with a cooldown, or the
+//! relay's own refusal (passed through, no account blamed).
 
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
 
+use super::error_shape::{AccountRefusal, ErrorShape, error_shape};
 use crate::config::CooldownDefaults;
 
 /// Why an account is benched. Also the metric and log label.
@@ -14,6 +16,20 @@ pub enum FailureKind {
     AuthFailed,
     Overloaded,
     ServerError,
+    /// The fork's circuit breaker refuses the account for a minute.
+    CircuitOpen,
+}
+
+/// How long the fork's circuit breaker stays open (`circuitBreakerService.js`).
+const CIRCUIT_OPEN: Duration = Duration::from_secs(60);
+
+impl RelayFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Limited => "relay_limited",
+            Self::Error => "relay_error",
+        }
+    }
 }
 
 impl FailureKind {
@@ -23,6 +39,7 @@ impl FailureKind {
             Self::AuthFailed => "auth_failed",
             Self::Overloaded => "overloaded",
             Self::ServerError => "server_error",
+            Self::CircuitOpen => "circuit_open",
         }
     }
 
@@ -33,6 +50,7 @@ impl FailureKind {
             Self::AuthFailed,
             Self::Overloaded,
             Self::ServerError,
+            Self::CircuitOpen,
         ]
         .into_iter()
         .find(|k| k.as_str() == label)
@@ -53,9 +71,33 @@ impl FailureKind {
         match self {
             Self::RateLimited => defaults.rate_limit,
             Self::AuthFailed => defaults.auth,
-            Self::Overloaded | Self::ServerError => defaults.server_error,
+            Self::Overloaded => defaults.overloaded,
+            Self::ServerError => defaults.server_error,
+            Self::CircuitOpen => CIRCUIT_OPEN,
         }
     }
+
+    /// The failure a status means when the body does not say more.
+    fn from_status(status: u16) -> Option<Self> {
+        match status {
+            429 => Some(Self::RateLimited),
+            401 | 403 => Some(Self::AuthFailed),
+            529 => Some(Self::Overloaded),
+            500..=599 => Some(Self::ServerError),
+            _ => None,
+        }
+    }
+}
+
+/// An answer the relay gave on its own: no account is to blame, so none is
+/// cooled down and no other is tried; the client gets it as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayFailure {
+    /// Its own limit (the fork's per-IP limit): a 429 not in Anthropic's shape.
+    Limited,
+    /// Anything else of its own: no account available, an internal error,
+    /// a route it does not have, a 5xx from a load balancer in front of it.
+    Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,25 +111,119 @@ pub enum Outcome {
         kind: FailureKind,
         cooldown: Duration,
     },
+    /// The relay's own answer: forward it, blame no account, no retry.
+    RelayFailure(RelayFailure),
 }
 
-/// Classifies a response head. `now_ms` is the wall clock, for reset headers.
-pub fn classify(
+/// What a response head says before its body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadVerdict {
+    /// 2xx/3xx: forward it (a stream's first event may still be an error).
+    Success,
+    /// A 4xx about the request itself (400, 404, 413…): forward it, no retry.
+    ClientError,
+    /// 401, 403, 429, 5xx: whose failure it is depends on the body's shape.
+    NeedsBody,
+}
+
+pub fn classify_head(status: StatusCode) -> HeadVerdict {
+    match status.as_u16() {
+        401 | 403 | 429 => HeadVerdict::NeedsBody,
+        400..=499 => HeadVerdict::ClientError,
+        _ if status.is_server_error() || status.as_u16() > 599 => HeadVerdict::NeedsBody,
+        _ => HeadVerdict::Success,
+    }
+}
+
+/// Classifies an error answer (a [`HeadVerdict::NeedsBody`] head) by its
+/// body. `now_ms` is the wall clock, for reset headers.
+pub fn classify_error(
     status: StatusCode,
     headers: &HeaderMap,
+    body: &[u8],
     defaults: &CooldownDefaults,
     now_ms: i64,
 ) -> Outcome {
-    let kind = match status.as_u16() {
-        429 => FailureKind::RateLimited,
-        401 | 403 => FailureKind::AuthFailed,
-        529 => FailureKind::Overloaded,
-        500 | 502 | 503 | 504 => FailureKind::ServerError,
-        400..=499 => return Outcome::ClientError,
-        _ if status.is_server_error() => FailureKind::ServerError,
-        _ => return Outcome::Success,
+    let verdict = match error_shape(body) {
+        ErrorShape::Anthropic {
+            status: wrapped,
+            error_type,
+        } => anthropic_failure(wrapped.or(Some(status.as_u16())), error_type.as_deref()),
+        ErrorShape::RelayRefusedAccount(refusal) => Verdict::Account(refused_kind(refusal)),
+        ErrorShape::Relay if status == StatusCode::TOO_MANY_REQUESTS => {
+            Verdict::Relay(RelayFailure::Limited)
+        }
+        ErrorShape::Relay => Verdict::Relay(RelayFailure::Error),
     };
-    account_failure(kind, headers, defaults, now_ms)
+    verdict.into_outcome(headers, defaults, now_ms)
+}
+
+/// Classifies the data of a stream's first event when it is an `error`:
+/// Anthropic's own event, or the relay's wrapper naming Anthropic's status.
+pub fn classify_stream_error(
+    headers: &HeaderMap,
+    data: &[u8],
+    defaults: &CooldownDefaults,
+    now_ms: i64,
+) -> Outcome {
+    let verdict = match error_shape(data) {
+        ErrorShape::Anthropic { status, error_type } => {
+            anthropic_failure(status, error_type.as_deref())
+        }
+        ErrorShape::RelayRefusedAccount(refusal) => Verdict::Account(refused_kind(refusal)),
+        ErrorShape::Relay => Verdict::Relay(RelayFailure::Error),
+    };
+    verdict.into_outcome(headers, defaults, now_ms)
+}
+
+enum Verdict {
+    Account(FailureKind),
+    Client,
+    Relay(RelayFailure),
+}
+
+impl Verdict {
+    fn into_outcome(
+        self,
+        headers: &HeaderMap,
+        defaults: &CooldownDefaults,
+        now_ms: i64,
+    ) -> Outcome {
+        match self {
+            Verdict::Account(kind) => account_failure(kind, headers, defaults, now_ms),
+            Verdict::Client => Outcome::ClientError,
+            Verdict::Relay(failure) => Outcome::RelayFailure(failure),
+        }
+    }
+}
+
+fn refused_kind(refusal: AccountRefusal) -> FailureKind {
+    match refusal {
+        AccountRefusal::Credential => FailureKind::AuthFailed,
+        AccountRefusal::CircuitOpen => FailureKind::CircuitOpen,
+    }
+}
+
+/// Anthropic's error, by the status it came with and its `error.type`:
+/// 429 and 529 say it all; else the type is the more specific (an
+/// `overloaded_error` on a 500); else the status. A type that is no account's
+/// failure (`invalid_request_error`…) is the client's.
+fn anthropic_failure(status: Option<u16>, error_type: Option<&str>) -> Verdict {
+    let by_type = error_type.map(FailureKind::from_error_type);
+    let kind = match status {
+        Some(429) => Some(FailureKind::RateLimited),
+        Some(529) => Some(FailureKind::Overloaded),
+        _ => None,
+    }
+    .or(by_type.flatten())
+    .or(status.and_then(FailureKind::from_status));
+    match (kind, by_type) {
+        (Some(kind), _) => Verdict::Account(kind),
+        (None, Some(None)) => Verdict::Client,
+        _ if status.is_some_and(|s| (400..500).contains(&s)) => Verdict::Client,
+        // An `error` event in Anthropic's shape that names nothing.
+        _ => Verdict::Account(FailureKind::ServerError),
+    }
 }
 
 /// The failure of `kind`, cooled down until the response's reset time when it
@@ -143,6 +279,12 @@ pub fn reset_from_headers(headers: &HeaderMap, now_ms: i64) -> Option<Duration> 
     Some(cooldown.min(MAX_HEADER_COOLDOWN))
 }
 
+/// The answer's `retry-after` (seconds or an HTTP date), capped like a reset.
+pub fn retry_after(headers: &HeaderMap, now_ms: i64) -> Option<Duration> {
+    let text = headers.get("retry-after")?.to_str().ok()?.trim();
+    parse_retry_after(now_ms)(text).map(|d| d.min(MAX_HEADER_COOLDOWN))
+}
+
 fn parse_retry_after(now_ms: i64) -> impl Fn(&str) -> Option<Duration> {
     move |text| {
         if let Ok(seconds) = text.parse::<f64>() {
@@ -169,6 +311,7 @@ mod tests {
             rate_limit: Duration::from_secs(3600),
             auth: Duration::from_secs(1800),
             server_error: Duration::from_secs(600),
+            overloaded: Duration::from_secs(15),
         }
     }
 
@@ -178,6 +321,23 @@ mod tests {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
         map
+    }
+
+    /// A head with an Anthropic-shaped error body, as the relay passes it on.
+    fn classify(
+        status: StatusCode,
+        headers: &HeaderMap,
+        defaults: &CooldownDefaults,
+        now_ms: i64,
+    ) -> Outcome {
+        match classify_head(status) {
+            HeadVerdict::Success => Outcome::Success,
+            HeadVerdict::ClientError => Outcome::ClientError,
+            HeadVerdict::NeedsBody => {
+                let body = br#"{"type":"error","error":{"type":"whatever","message":"x"}}"#;
+                classify_error(status, headers, body, defaults, now_ms)
+            }
+        }
     }
 
     fn failure(status: u16, h: &HeaderMap) -> (FailureKind, Duration) {
@@ -215,7 +375,7 @@ mod tests {
         );
         assert_eq!(
             failure(529, &none),
-            (FailureKind::Overloaded, Duration::from_secs(600))
+            (FailureKind::Overloaded, Duration::from_secs(15))
         );
         for s in [500, 502, 503, 504] {
             assert_eq!(
@@ -299,5 +459,161 @@ mod tests {
             Some(FailureKind::ServerError)
         );
         assert_eq!(FailureKind::from_error_type("invalid_request_error"), None);
+    }
+
+    fn error(status: u16, body: &str) -> Outcome {
+        classify_error(
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            body.as_bytes(),
+            &defaults(),
+            NOW_MS,
+        )
+    }
+
+    fn account(kind: FailureKind, secs: u64) -> Outcome {
+        Outcome::AccountFailure {
+            kind,
+            cooldown: Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn anthropic_errors_blame_the_account() {
+        let anthropic = |t: &str| format!(r#"{{"type":"error","error":{{"type":"{t}"}}}}"#);
+        assert_eq!(
+            error(429, &anthropic("rate_limit_error")),
+            account(FailureKind::RateLimited, 3600)
+        );
+        assert_eq!(
+            error(401, &anthropic("authentication_error")),
+            account(FailureKind::AuthFailed, 1800)
+        );
+        assert_eq!(
+            error(500, &anthropic("api_error")),
+            account(FailureKind::ServerError, 600)
+        );
+        // The type is the more specific: an overload on a 500 or 503.
+        assert_eq!(
+            error(503, &anthropic("overloaded_error")),
+            account(FailureKind::Overloaded, 15)
+        );
+        assert_eq!(
+            error(529, &anthropic("api_error")),
+            account(FailureKind::Overloaded, 15)
+        );
+    }
+
+    #[test]
+    fn the_relays_own_errors_blame_no_account() {
+        let ip_limit = r#"{"error":"Too Many Requests","message":"Too many requests from this IP, please try again later.","retryAfter":900}"#;
+        assert_eq!(
+            error(429, ip_limit),
+            Outcome::RelayFailure(RelayFailure::Limited)
+        );
+        assert_eq!(
+            error(
+                500,
+                r#"{"error":"Relay service error","message":"No available accounts in any associated pools"}"#
+            ),
+            Outcome::RelayFailure(RelayFailure::Error)
+        );
+        assert_eq!(
+            error(502, "<html>bad gateway</html>"),
+            Outcome::RelayFailure(RelayFailure::Error)
+        );
+        assert_eq!(error(503, ""), Outcome::RelayFailure(RelayFailure::Error));
+        assert_eq!(
+            error(
+                401,
+                r#"{"error":"Invalid API key","message":"Invalid API key format"}"#
+            ),
+            Outcome::RelayFailure(RelayFailure::Error)
+        );
+    }
+
+    #[test]
+    fn the_relay_refusing_one_account_blames_it() {
+        assert_eq!(
+            error(
+                503,
+                r#"{"error":{"type":"service_unavailable","message":"x"}}"#
+            ),
+            account(FailureKind::CircuitOpen, 60)
+        );
+        assert_eq!(
+            error(
+                401,
+                r#"{"error":"Invalid API key","message":"Account is disabled"}"#
+            ),
+            account(FailureKind::AuthFailed, 1800)
+        );
+    }
+
+    fn stream_error(data: &str) -> Outcome {
+        classify_stream_error(&HeaderMap::new(), data.as_bytes(), &defaults(), NOW_MS)
+    }
+
+    #[test]
+    fn streamed_errors_by_status_then_type() {
+        let wrapped = |status: u16, details: &str| {
+            serde_json::json!({"error": "Claude API error", "status": status, "details": details})
+                .to_string()
+        };
+        let details = |t: &str| format!(r#"{{"type":"error","error":{{"type":"{t}"}}}}"#);
+        assert_eq!(
+            stream_error(&wrapped(429, &details("rate_limit_error"))),
+            account(FailureKind::RateLimited, 3600)
+        );
+        assert_eq!(
+            stream_error(&wrapped(429, "not json")),
+            account(FailureKind::RateLimited, 3600)
+        );
+        assert_eq!(
+            stream_error(&wrapped(529, &details("overloaded_error"))),
+            account(FailureKind::Overloaded, 15)
+        );
+        assert_eq!(
+            stream_error(&wrapped(403, &details("permission_error"))),
+            account(FailureKind::AuthFailed, 1800)
+        );
+        assert_eq!(
+            stream_error(&wrapped(500, &details("overloaded_error"))),
+            account(FailureKind::Overloaded, 15)
+        );
+        assert_eq!(
+            stream_error(&wrapped(400, &details("invalid_request_error"))),
+            Outcome::ClientError
+        );
+        // Anthropic's own event: by its type.
+        assert_eq!(
+            stream_error(&details("rate_limit_error")),
+            account(FailureKind::RateLimited, 3600)
+        );
+        assert_eq!(
+            stream_error(&details("invalid_request_error")),
+            Outcome::ClientError
+        );
+        assert_eq!(
+            stream_error(r#"{"type":"error","error":{}}"#),
+            account(FailureKind::ServerError, 600)
+        );
+        // The relay's own stream error (it could not reach Anthropic).
+        assert_eq!(
+            stream_error(r#"{"error":"connect ECONNREFUSED","code":"ECONNREFUSED"}"#),
+            Outcome::RelayFailure(RelayFailure::Error)
+        );
+    }
+
+    #[test]
+    fn heads() {
+        let head = |s: u16| classify_head(StatusCode::from_u16(s).unwrap());
+        assert_eq!(head(200), HeadVerdict::Success);
+        assert_eq!(head(304), HeadVerdict::Success);
+        assert_eq!(head(404), HeadVerdict::ClientError);
+        assert_eq!(head(413), HeadVerdict::ClientError);
+        for s in [401, 403, 429, 500, 502, 503, 504, 529] {
+            assert_eq!(head(s), HeadVerdict::NeedsBody, "{s}");
+        }
     }
 }

@@ -126,6 +126,29 @@ pub fn sse_error_frame(error_type: &str) -> Bytes {
     )
 }
 
+/// The fork's `event: error` frame for an error status from Anthropic
+/// (`claudeRelayService.js`, streaming path).
+pub fn relay_stream_error_frame(status: u16, details: &str) -> Bytes {
+    sse_frame(
+        "error",
+        &json!({"error": "Claude API error", "status": status, "details": details,
+                "timestamp": rfc3339(SystemTime::now())}),
+    )
+}
+
+/// The fork's per-IP limiter's 429 body (`middleware/auth.js`, rate-limiter-flexible).
+pub fn relay_ip_limit_json(retry_after_secs: u64) -> Value {
+    json!({"error": "Too Many Requests",
+           "message": "Too many requests from this IP, please try again later.",
+           "retryAfter": retry_after_secs})
+}
+
+/// The fork's catch-all 404 (`app.js`), e.g. for `/v1/messages`, a route it lacks.
+pub fn relay_not_found_json(path: &str) -> Value {
+    json!({"error": "Not Found", "message": format!("Route {path} not found"),
+           "timestamp": rfc3339(SystemTime::now())})
+}
+
 /// Anthropic's error type for an HTTP status.
 pub fn error_type_for(status: u16) -> &'static str {
     match status {

@@ -4,11 +4,13 @@
 //! - `POST /__stand-in/script` with a flat JSON object:
 //!   `{"account": "<x-api-key>" (absent = any account), "times": 1 | N | "always" (default 1),
 //!     "behaviour": "normal" | "status" | "rate_limited" | "unauthorized" | "overloaded" |
-//!       "server_error" | "sse_error" | "slow_stream" | "stall_after" | "reset_after" |
-//!       "slow_headers",
+//!       "server_error" | "sse_error" | "relay_stream_error" | "slow_stream" | "stall_after" |
+//!       "reset_after" | "slow_headers",
 //!     "status": 503, "headers": {"k": "v"}, "body": "...", "reset_in_secs": 2,
 //!     "error_type": "rate_limit_error", "gap_ms": 100, "events": 3, "delay_ms": 1000}`
 //!   (only the fields the behaviour needs).
+//!   (`relay_stream_error` takes `status` and, optionally, `body` as the `details`).
+//! - `POST /__stand-in/ip-limit` `{"points": N}` (or `null`): the fork's per-IP limit.
 //! - `POST /__stand-in/clear-scripts`
 //! - `GET /__stand-in/requests`: the recorded requests as a JSON array (`id`, `method`,
 //!   `path`, `api_key`, `stream`, `status`, `behaviour`, `completed`, `client_gone`).
@@ -42,6 +44,16 @@ pub(crate) fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> 
                 super::anthropic::error_json("invalid_request_error", &message),
             ),
         },
+        ("POST", "ip-limit") => match serde_json::from_slice::<IpLimitSpec>(body) {
+            Ok(spec) => {
+                shared.ip_limit.set(spec.points);
+                (200, json!({"ok": true}))
+            }
+            Err(e) => (
+                400,
+                super::anthropic::error_json("invalid_request_error", &e.to_string()),
+            ),
+        },
         ("POST", "clear-scripts") => {
             shared.scripts.clear();
             (200, json!({"ok": true}))
@@ -70,6 +82,12 @@ pub(crate) fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> 
             super::anthropic::error_json("not_found_error", "unknown control request"),
         ),
     }
+}
+
+/// `{"points": N}` turns the fork's per-IP limit on, `{"points": null}` off.
+#[derive(Debug, Deserialize)]
+struct IpLimitSpec {
+    points: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +138,17 @@ impl ScriptSpec {
             "unauthorized" => Behaviour::Unauthorized,
             "overloaded" => Behaviour::Overloaded,
             "server_error" => Behaviour::ServerError(self.status.unwrap_or(500)),
+            "relay_stream_error" => {
+                let status = self.status.ok_or_else(|| need("status"))?;
+                if self.body.is_empty() {
+                    Behaviour::relay_stream_error(status)
+                } else {
+                    Behaviour::RelayStreamError {
+                        status,
+                        details: self.body.clone(),
+                    }
+                }
+            }
             "sse_error" => Behaviour::SseError {
                 error_type: self.error_type.clone().ok_or_else(|| need("error_type"))?,
             },

@@ -1,8 +1,10 @@
 //! One request in, one answer out: records the request, takes the account's scripted
 //! behaviour and builds the response (streams are fed by a task, see [`stream`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -33,16 +35,57 @@ pub const PROXIED_PREFIXES: &[&str] = &[
 pub(crate) struct Shared {
     pub(crate) scripts: Scripts,
     pub(crate) records: Records,
+    pub(crate) ip_limit: IpLimit,
+    /// Serve only the fork's routes: no bare `/v1/` (see [`super::Options`]).
+    fork_routes: bool,
     next_message: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(record: bool) -> Shared {
+    pub(crate) fn new(record: bool, fork_routes: bool) -> Shared {
         Shared {
             scripts: Scripts::default(),
             records: Records::new(record),
+            ip_limit: IpLimit::default(),
+            fork_routes,
             next_message: AtomicU64::new(1),
         }
+    }
+
+    fn serves(&self, path: &str) -> bool {
+        PROXIED_PREFIXES
+            .iter()
+            .filter(|p| !(self.fork_routes && **p == "/v1/"))
+            .any(|p| path.starts_with(p))
+    }
+}
+
+/// The fork's per-IP limit (`rate-limiter-flexible`, on with
+/// `NODE_ENV=production`): `points` requests per client address, then 429
+/// with `retry-after: 900` (the limiter blocks for 15 minutes). Off by default.
+#[derive(Debug, Default)]
+pub(crate) struct IpLimit {
+    state: Mutex<Option<(usize, HashMap<IpAddr, usize>)>>,
+}
+
+/// The fork's window and block: 15 minutes.
+pub const RELAY_IP_LIMIT_BLOCK_SECS: u64 = 900;
+
+impl IpLimit {
+    pub(crate) fn set(&self, points: Option<usize>) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) =
+            points.map(|points| (points, HashMap::new()));
+    }
+
+    /// Counts a request from `peer`; `true` when it is over the limit.
+    fn over(&self, peer: Option<IpAddr>) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some((points, counts)), Some(peer)) = (state.as_mut(), peer) else {
+            return false;
+        };
+        let count = counts.entry(peer).or_insert(0);
+        *count += 1;
+        *count > *points
     }
 }
 
@@ -79,7 +122,11 @@ struct RequestShape {
     model: Option<String>,
 }
 
-pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: Option<IpAddr>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let (parts, incoming) = req.into_parts();
     let body = incoming
@@ -103,10 +150,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let shape: RequestShape = serde_json::from_slice(&body).unwrap_or_default();
-    let proxied = PROXIED_PREFIXES
-        .iter()
-        .any(|p| parts.uri.path().starts_with(p));
-    let behaviour = if proxied {
+    let proxied = shared.serves(parts.uri.path());
+    // The fork's limiter runs before its routes and skips only its health checks.
+    let ip_limited = parts.uri.path() != "/health" && shared.ip_limit.over(peer);
+    let behaviour = if ip_limited {
+        Behaviour::Status {
+            status: 429,
+            headers: vec![
+                ("retry-after".into(), RELAY_IP_LIMIT_BLOCK_SECS.to_string()),
+                ("x-ratelimit-remaining".into(), "0".into()),
+            ],
+            body: anthropic::relay_ip_limit_json(RELAY_IP_LIMIT_BLOCK_SECS).to_string(),
+        }
+    } else if proxied {
         shared.scripts.next_for(api_key.as_deref())
     } else {
         Behaviour::Normal
@@ -134,7 +190,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         id,
         account: api_key.unwrap_or_else(|| "none".into()),
     };
-    if !proxied {
+    if !proxied && !ip_limited {
         return reply.not_proxied(parts.uri.path());
     }
     let answer = Answer {
@@ -222,6 +278,17 @@ impl Reply {
             Behaviour::Unauthorized => self.error(401, "invalid x-api-key"),
             Behaviour::Overloaded => self.error(529, "Overloaded"),
             Behaviour::ServerError(status) => self.error(status, "Internal server error"),
+            Behaviour::RelayStreamError { status, details } => {
+                let mut response = self.full(
+                    200,
+                    "text/event-stream",
+                    anthropic::relay_stream_error_frame(status, &details),
+                );
+                response
+                    .headers_mut()
+                    .insert("cache-control", HeaderValue::from_static("no-cache"));
+                response
+            }
             Behaviour::SseError { error_type } => {
                 let mut response = self.full(
                     200,
@@ -279,6 +346,13 @@ impl Reply {
                 200,
                 "application/json",
                 r#"{"status":"ok","service":"stand-in-relay"}"#,
+            );
+        }
+        if self.shared.fork_routes {
+            return self.full(
+                404,
+                "application/json",
+                anthropic::relay_not_found_json(path).to_string(),
             );
         }
         self.error(404, "not a relay route")

@@ -30,6 +30,12 @@ pub enum Behaviour {
     /// `event: error` with `{"type":"error","error":{"type":<error_type>,...}}`,
     /// as the relay answers a streaming request that Anthropic refused.
     SseError { error_type: String },
+    /// What the fork of claude-relay-service sends a streaming client when
+    /// Anthropic answered `status`: HTTP 200 `text/event-stream`, one
+    /// `event: error` whose data is
+    /// `{"error":"Claude API error","status":<status>,"details":"<body>","timestamp":…}`
+    /// (`details` is Anthropic's body as a string; no reset headers survive).
+    RelayStreamError { status: u16, details: String },
     /// A normal answer whose SSE events are `gap` apart (overrides `x-test-gap-ms`).
     SlowStream { gap: Duration },
     /// Sends the head and the first `events` SSE events (all events count, `message_start`
@@ -45,6 +51,16 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
+    /// [`Behaviour::RelayStreamError`] wrapping Anthropic's error for `status`.
+    pub fn relay_stream_error(status: u16) -> Behaviour {
+        let error_type = super::anthropic::error_type_for(status);
+        Behaviour::RelayStreamError {
+            status,
+            details: super::anthropic::error_json(error_type, &format!("stand-in {error_type}"))
+                .to_string(),
+        }
+    }
+
     /// Anthropic's JSON error for `status` (`rate_limit_error` for 429, `overloaded_error`
     /// for 529, ...) with exactly these headers, e.g. a 429 that carries only
     /// `anthropic-ratelimit-tokens-reset` (see [`crate::backend::rfc3339`]) or only

@@ -24,10 +24,10 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     // Events must leave as soon as they are written: no Nagle delay.
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(stream, shared.clone(), shutdown.clone()));
+                    tokio::spawn(serve_connection(stream, peer.ip(), shared.clone(), shutdown.clone()));
                 }
                 // Out of file descriptors and the like: wait instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -39,12 +39,13 @@ pub(crate) async fn serve(
 
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    peer: std::net::IpAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let service = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+        async move { Ok::<_, Infallible>(handle(shared, req, Some(peer)).await) }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(TokioIo::new(stream), service);

@@ -2,7 +2,8 @@
 //!
 //! `stand-in-relay --port P [--fast]` prints `stand-in-relay listening on 127.0.0.1:P` once it
 //! accepts connections and serves until SIGTERM or Ctrl-C. `--port 0` (the default, or the
-//! `PORT` variable) takes a free port. `--fast` keeps no record of requests.
+//! `PORT` variable) takes a free port. `--fast` keeps no record of requests. `--fork-routes`
+//! serves only the routes of claude-relay-service (no bare `/v1/`).
 
 use clap::Parser;
 use cmw_tests::backend::{Backend, Options};
@@ -19,6 +20,9 @@ struct Args {
     /// Benchmark mode: keep no record of requests.
     #[arg(long)]
     fast: bool,
+    /// Serve only claude-relay-service's routes: `/api/v1/…`, no bare `/v1/…`.
+    #[arg(long)]
+    fork_routes: bool,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -33,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         port: args.port,
         record: !args.fast,
         worker_threads: threads,
+        fork_routes: args.fork_routes,
     })?;
     println!("stand-in-relay listening on {}", backend.addr());
     let signals = tokio::runtime::Builder::new_current_thread()

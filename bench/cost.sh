@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# What one proxied request costs the proxy, in figures that do not move with the
+# machine's load: CPU instructions (valgrind's callgrind) and heap allocations
+# (heaptrack), per small JSON request, over a fixed number of requests after a
+# warm-up. Wall-time figures (bench/run.sh) are noisy on a shared machine; these
+# are what a change to the request path should be compared with.
+#
+#   bench/cost.sh [REQUESTS]     (default 2000; make bench runs it after the HTTP figures)
+#
+# Prints one JSON line: {"instructions_per_request":…, "allocations_per_request":…,
+# "allocated_bytes_per_request":…, "requests":…} and writes it to $OUT/cost.json.
+# Needs target/release (or $BIN), valgrind and heaptrack (Debian packages).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
+BIN=${BIN:-$ROOT/target/release}
+OUT=${OUT:-$ROOT/target/bench}
+REQUESTS=${1:-2000}
+WARMUP=200
+CONNECTIONS=4
+WORK=$(mktemp -d /tmp/cmw-bench-cost.XXXXXX)
+trap 'bench_cleanup; rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+for tool in valgrind callgrind_control heaptrack heaptrack_print wrk; do
+  command -v "$tool" >/dev/null || die "$tool is needed (Debian: apt-get install valgrind heaptrack wrk)"
+done
+
+redis=$(free_port); start_redis "$redis" "$WORK"
+standin=$(free_port); start_standin "$standin"
+
+# drive PORT COUNT: exactly COUNT responses (one wrk thread stops itself), prints how many.
+drive() {
+  COUNT=$2 "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d600s --timeout 30s \
+    -s "$ROOT/bench/count.lua" "http://127.0.0.1:$1/v1/messages" | grep '^{' | tail -1
+}
+requests_of() { jq -r .requests <<<"$1"; }
+
+# Instructions: callgrind collects only between the warm-up and the dump.
+PROXY_WRAP=(valgrind --tool=callgrind --collect-atstart=no
+  --callgrind-out-file="$WORK/callgrind.out")
+proxy=$(free_port); start_proxy "$proxy" "$redis" "$standin"
+drive "$proxy" "$WARMUP" >/dev/null
+callgrind_control -i on "$PROXY_PID" >/dev/null
+measured=$(drive "$proxy" "$REQUESTS")
+callgrind_control -d "$PROXY_PID" >/dev/null
+instructions=$(grep -h '^totals:' "$WORK"/callgrind.out* | awk '{ s += $2 } END { print s }')
+sent=$(requests_of "$measured")
+stop_pid "$PROXY_PID"
+
+# Allocations: heaptrack has no switch, so two runs, with and without the
+# measured requests, and the difference.
+heap_run() { # NAME EXTRA_REQUESTS
+  PROXY_WRAP=(heaptrack -o "$WORK/heap-$1")
+  local port; port=$(free_port); start_proxy "$port" "$redis" "$standin"
+  drive "$port" "$WARMUP" >/dev/null
+  [ "$2" -eq 0 ] || drive "$port" "$2" >"$WORK/heap-$1.requests"
+  local real; real=$(pgrep -f "^$BIN/claude-middleware" -P "$PROXY_PID" | head -1 || true)
+  kill -TERM "${real:-$PROXY_PID}" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true
+  heaptrack_print -f "$WORK"/heap-"$1".*zst --print-peaks 0 --print-allocators 0 \
+    --print-temporary 0 --print-leaks 0 2>/dev/null >"$WORK/heap-$1.txt"
+}
+heap_run base 0
+heap_run load "$REQUESTS"
+calls() { sed -n 's/^calls to allocation functions: \([0-9]*\).*/\1/p' "$WORK/heap-$1.txt"; }
+bytes() { sed -n 's/^bytes allocated in total.*: \([0-9.]*\)\(.*\)$/\1 \2/p' "$WORK/heap-$1.txt"; }
+heap_sent=$(requests_of "$(cat "$WORK/heap-load.requests")")
+to_bytes() { awk '{ v = $1; u = $2; m = 1;
+  if (u ~ /^K/) m = 1000; else if (u ~ /^M/) m = 1000000; else if (u ~ /^G/) m = 1000000000;
+  printf "%.0f", v * m }'; }
+
+jq -n --argjson instructions "$instructions" --argjson sent "$sent" \
+  --argjson calls_load "$(calls load)" --argjson calls_base "$(calls base)" \
+  --argjson bytes_load "$(bytes load | to_bytes)" --argjson bytes_base "$(bytes base | to_bytes)" \
+  --argjson heap_sent "$heap_sent" '{
+    requests: $sent,
+    instructions_per_request: ($instructions / $sent | round),
+    allocations_per_request: (($calls_load - $calls_base) / $heap_sent * 10 | round / 10),
+    allocated_bytes_per_request: (($bytes_load - $bytes_base) / $heap_sent | round)
+  }' | tee "$OUT/cost.json"

@@ -1,0 +1,381 @@
+//! Token usage read from Anthropic's answers as they stream past, for the
+//! per-account usage and prompt-cache metrics. Pure: it sees the bytes the
+//! client is sent and never holds them back.
+//!
+//! Only two SSE events carry usage: `message_start` (`message.usage`: input,
+//! cache read, cache creation) and `message_delta` (`usage.output_tokens`, the
+//! running total). Every other event, the great majority (`content_block_delta`),
+//! is skipped line by line without being parsed or copied. A JSON answer's
+//! `usage` object is found by its key and parsed alone.
+
+use memchr::memmem;
+use serde::Deserialize;
+
+/// Tokens of one answer, as Anthropic counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+}
+
+impl Usage {
+    /// Adds what a later event says: `message_delta` repeats the input
+    /// figures (or leaves them out) and gives the output total so far.
+    fn merge(&mut self, later: Usage) {
+        self.input_tokens = self.input_tokens.max(later.input_tokens);
+        self.output_tokens = self.output_tokens.max(later.output_tokens);
+        self.cache_read_input_tokens = self
+            .cache_read_input_tokens
+            .max(later.cache_read_input_tokens);
+        self.cache_creation_input_tokens = self
+            .cache_creation_input_tokens
+            .max(later.cache_creation_input_tokens);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Usage::default()
+    }
+}
+
+/// The longest line or `usage` object kept while looking for usage; longer
+/// ones are not usage and are skipped.
+const MAX_KEPT: usize = 16 * 1024;
+
+/// Watches an SSE stream chunk by chunk.
+#[derive(Debug, Default)]
+pub struct SseUsage {
+    usage: Usage,
+    /// The start of a line split across chunks, kept only while it may still
+    /// be an `event:` line or the `data:` line of an event with usage.
+    partial: Vec<u8>,
+    /// The current line is being skipped to its end.
+    skipping: bool,
+    /// The current event is one that carries usage.
+    wanted: bool,
+    /// The previous chunk ended with `\r`: a `\n` starting this one ends the
+    /// same line.
+    after_cr: bool,
+}
+
+impl SseUsage {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        if std::mem::take(&mut self.after_cr) {
+            rest = rest.strip_prefix(b"\n").unwrap_or(rest);
+        }
+        while !rest.is_empty() {
+            let (line, complete) = match memchr::memchr2(b'\n', b'\r', rest) {
+                // `\r\n` is one line end, `\r` or `\n` alone too.
+                Some(end) if rest[end] == b'\r' => match rest.get(end + 1) {
+                    Some(b'\n') => (&rest[..end], Some(end + 2)),
+                    Some(_) => (&rest[..end], Some(end + 1)),
+                    None => {
+                        self.after_cr = true;
+                        (&rest[..end], Some(end + 1))
+                    }
+                },
+                Some(end) => (&rest[..end], Some(end + 1)),
+                None => (rest, None),
+            };
+            match complete {
+                Some(next) => {
+                    if !self.skipping {
+                        if self.partial.is_empty() {
+                            self.on_line(line);
+                        } else {
+                            let mut whole = std::mem::take(&mut self.partial);
+                            whole.extend_from_slice(line);
+                            self.on_line(&whole);
+                        }
+                    }
+                    self.skipping = false;
+                    rest = &rest[next..];
+                }
+                None => {
+                    if !self.skipping {
+                        self.partial.extend_from_slice(line);
+                        if !may_matter(self.wanted, &self.partial) {
+                            self.partial.clear();
+                            self.skipping = true;
+                        }
+                    }
+                    rest = &[];
+                }
+            }
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn on_line(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            // A blank line ends the event.
+            self.wanted = false;
+        } else if let Some(name) = line.strip_prefix(b"event:") {
+            let name = name.strip_prefix(b" ").unwrap_or(name);
+            self.wanted = name == b"message_start" || name == b"message_delta";
+        } else if self.wanted
+            && let Some(data) = line.strip_prefix(b"data:")
+        {
+            self.on_data(data);
+        }
+    }
+
+    fn on_data(&mut self, data: &[u8]) {
+        #[derive(Deserialize)]
+        struct Event {
+            #[serde(default)]
+            usage: Option<Usage>,
+            #[serde(default)]
+            message: Option<Message>,
+        }
+        #[derive(Deserialize)]
+        struct Message {
+            #[serde(default)]
+            usage: Option<Usage>,
+        }
+        if let Ok(event) = serde_json::from_slice::<Event>(data) {
+            let found = event.usage.or(event.message.and_then(|m| m.usage));
+            if let Some(usage) = found {
+                self.usage.merge(usage);
+            }
+        }
+    }
+}
+
+/// Whether an unfinished line may still name an event, or carry the data of
+/// an event with usage (`wanted`).
+fn may_matter(wanted: bool, start: &[u8]) -> bool {
+    if start.len() > MAX_KEPT {
+        return false;
+    }
+    let could_be = |prefix: &[u8]| {
+        let n = start.len().min(prefix.len());
+        start[..n] == prefix[..n]
+    };
+    could_be(b"event:") || (wanted && could_be(b"data:"))
+}
+
+/// Watches a JSON answer chunk by chunk for its `"usage":{…}` object.
+#[derive(Debug, Default)]
+pub struct JsonUsage {
+    usage: Usage,
+    /// The last bytes of the previous chunk, in case the key is split.
+    tail: Vec<u8>,
+    /// The object, from its `{`, while it is incomplete.
+    object: Option<Vec<u8>>,
+    done: bool,
+}
+
+const USAGE_KEY: &[u8] = b"\"usage\":";
+
+impl JsonUsage {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.done {
+            return;
+        }
+        if let Some(object) = self.object.as_mut() {
+            object.extend_from_slice(chunk);
+            return self.try_parse();
+        }
+        let mut window = std::mem::take(&mut self.tail);
+        window.extend_from_slice(chunk);
+        match memmem::find(&window, USAGE_KEY) {
+            Some(at) => {
+                let after = &window[at + USAGE_KEY.len()..];
+                let start = after.iter().position(|b| !b.is_ascii_whitespace());
+                self.object = Some(start.map_or_else(Vec::new, |s| after[s..].to_vec()));
+                self.try_parse();
+            }
+            None => {
+                let keep = window.len().min(USAGE_KEY.len() - 1);
+                self.tail = window[window.len() - keep..].to_vec();
+            }
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn try_parse(&mut self) {
+        let Some(object) = self.object.as_ref() else {
+            return;
+        };
+        if object.len() > MAX_KEPT {
+            self.object = None;
+            self.done = true;
+            return;
+        }
+        // The object ends at its first `}`: usage holds numbers only (and, in
+        // newer answers, small nested objects, parsed as a prefix below).
+        let mut stream = serde_json::Deserializer::from_slice(object).into_iter::<Usage>();
+        match stream.next() {
+            Some(Ok(usage)) => {
+                self.usage = usage;
+                self.object = None;
+                self.done = true;
+            }
+            // Nothing but whitespace yet, or an object still arriving.
+            None => {}
+            Some(Err(e)) if e.is_eof() => {}
+            _ => {
+                self.object = None;
+                self.done = true;
+            }
+        }
+    }
+}
+
+/// The family of a model id, a metric label of few values:
+/// `claude-sonnet-4-5-20250929` → `sonnet`.
+pub fn model_family(model: &str) -> &'static str {
+    ["opus", "sonnet", "haiku"]
+        .into_iter()
+        .find(|family| model.contains(family))
+        .unwrap_or("other")
+}
+
+/// The `model` of a Messages request body, found by its key without parsing
+/// the whole body (it may be megabytes of conversation).
+pub fn request_model(body: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"model\"";
+    for at in memmem::find_iter(body, KEY) {
+        let rest = &body[at + KEY.len()..];
+        let rest = trim_start(rest).strip_prefix(b":")?;
+        let rest = trim_start(rest).strip_prefix(b"\"")?;
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] == b'"' {
+            return std::str::from_utf8(&rest[..end]).ok();
+        }
+    }
+    None
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = concat!(
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"claude-sonnet-4-5\",",
+        "\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":300,",
+        "\"cache_read_input_tokens\":4000,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"usage: 999\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":57}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+
+    const EXPECTED: Usage = Usage {
+        input_tokens: 12,
+        output_tokens: 57,
+        cache_read_input_tokens: 4000,
+        cache_creation_input_tokens: 300,
+    };
+
+    #[test]
+    fn a_whole_stream() {
+        let mut scanner = SseUsage::default();
+        scanner.feed(STREAM.as_bytes());
+        assert_eq!(scanner.usage(), EXPECTED);
+    }
+
+    #[test]
+    fn split_anywhere_gives_the_same_usage() {
+        let bytes = STREAM.as_bytes();
+        for size in [1, 2, 3, 7, 64] {
+            let mut scanner = SseUsage::default();
+            for chunk in bytes.chunks(size) {
+                scanner.feed(chunk);
+            }
+            assert_eq!(scanner.usage(), EXPECTED, "chunks of {size}");
+        }
+        for cut in 0..bytes.len() {
+            let mut scanner = SseUsage::default();
+            scanner.feed(&bytes[..cut]);
+            scanner.feed(&bytes[cut..]);
+            assert_eq!(scanner.usage(), EXPECTED, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn other_events_are_not_kept() {
+        let mut scanner = SseUsage::default();
+        let long = format!(
+            "event: content_block_delta\ndata: {{\"text\":\"{}",
+            "x".repeat(100_000)
+        );
+        scanner.feed(long.as_bytes());
+        assert!(scanner.partial.is_empty());
+        scanner.feed(b"\"}\n\n");
+        assert!(scanner.usage().is_empty());
+    }
+
+    #[test]
+    fn crlf_and_garbage() {
+        let crlf = STREAM.replace('\n', "\r\n");
+        for cut in 0..crlf.len() {
+            let mut scanner = SseUsage::default();
+            scanner.feed(&crlf.as_bytes()[..cut]);
+            scanner.feed(&crlf.as_bytes()[cut..]);
+            assert_eq!(scanner.usage(), EXPECTED, "cut at {cut}");
+        }
+        let mut scanner = SseUsage::default();
+        scanner.feed(b"event: message_start\ndata: {not json\n\n\xff\xfe\n");
+        assert!(scanner.usage().is_empty());
+    }
+
+    #[test]
+    fn a_json_answer() {
+        let json = r#"{"id":"m","type":"message","content":[{"type":"text","text":"say \"usage\": 3"}],"model":"claude-opus-4-1","stop_reason":"end_turn","usage":{"input_tokens":5,"cache_creation_input_tokens":0,"cache_read_input_tokens":100,"output_tokens":9,"service_tier":"standard"}}"#;
+        let expected = Usage {
+            input_tokens: 5,
+            output_tokens: 9,
+            cache_read_input_tokens: 100,
+            cache_creation_input_tokens: 0,
+        };
+        for size in [1, 5, 13, json.len()] {
+            let mut scanner = JsonUsage::default();
+            for chunk in json.as_bytes().chunks(size) {
+                scanner.feed(chunk);
+            }
+            assert_eq!(scanner.usage(), expected, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn model_families_and_request_models() {
+        assert_eq!(model_family("claude-sonnet-4-5-20250929"), "sonnet");
+        assert_eq!(model_family("claude-3-5-haiku-latest"), "haiku");
+        assert_eq!(model_family("claude-opus-4-1"), "opus");
+        assert_eq!(model_family("gpt-4"), "other");
+        assert_eq!(
+            request_model(br#"{"max_tokens":1, "model" : "claude-opus-4-1","messages":[]}"#),
+            Some("claude-opus-4-1")
+        );
+        assert_eq!(request_model(br#"{"messages":[]}"#), None);
+        assert_eq!(request_model(br#"{"model":"a\"b"}"#), None);
+    }
+}
