@@ -1,9 +1,9 @@
 //! Admin HTTP server: /metrics, /healthz (process alive), /readyz (ready to
-//! serve its role: a standby replica is ready too, so rollouts progress).
+//! serve its role, see `readiness.rs`: a standby replica is ready too, so
+//! rollouts progress).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -12,12 +12,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub metrics: Arc<Metrics>,
-    /// Set once the Kubernetes client works (and cleared on shutdown).
-    pub ready: Arc<AtomicBool>,
+    pub readiness: Readiness,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -39,7 +39,7 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) {
+    if s.readiness.is_ready() {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")

@@ -1,11 +1,14 @@
 //! Wiring of the kube-runtime Controller: the CR (behind `DeserializeGuard`),
 //! its children (label-selected), and referenced Secrets (through a mapper).
+//! Each of the eight watches reports the end of its first list to the
+//! [`Readiness`]; the operator is ready once all have.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -13,19 +16,23 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::DeserializeGuard;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::utils::Backoff;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::{debug, info};
 
 use crate::crd::ClaudeMiddleware;
 use crate::metrics::Metrics;
+use crate::readiness::{Part, Readiness};
 use crate::reconcile::{self, Context, dereference::referenced_secrets};
 use crate::render::labels::{MANAGED_BY_SELECTOR, MANAGER};
 
 type Guarded = DeserializeGuard<ClaudeMiddleware>;
+type Meta<K> = PartialObjectMeta<K>;
 
 /// What the controller needs to know; the CLI fills it from flags/env.
 #[derive(Clone, Debug)]
@@ -48,12 +55,16 @@ where
     }
 }
 
+/// The watches: the CR, six child kinds, Secrets.
+const WATCHES: usize = 8;
+
 /// Runs the controller until `shutdown` resolves (then finishes in-flight
-/// reconciles and returns).
+/// reconciles and returns). Marks `readiness` once every watch has listed.
 pub async fn run_controller(
     client: Client,
     config: ControllerConfig,
     metrics: Arc<Metrics>,
+    readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ns = config.namespace.as_deref();
@@ -70,35 +81,41 @@ pub async fn run_controller(
         recorder,
         metrics,
     ));
-    let children = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
 
-    let controller = Controller::new(api::<Guarded>(&client, ns), watcher::Config::default())
-        .with_config(
-            kube::runtime::controller::Config::default()
-                // Unbounded, 500 CRs at once sent bursts the API server
-                // answered with 504s (bench/results/profiles.md).
-                .concurrency(RECONCILE_CONCURRENCY)
-                // A rollout's burst of child events becomes one reconcile.
-                .debounce(RECONCILE_DEBOUNCE),
-        );
-    let store = controller.store();
+    let mut parts = readiness.parts(WATCHES).into_iter();
+    let mut part = || parts.next().expect("one part per watch");
+    // What `Controller::new` does (a reflector of the CRs), plus the signal.
+    let (store, writer) = reflector::store();
+    let crs = watcher(api::<Guarded>(&client, ns), watcher::Config::default());
+    let controller = Controller::for_stream(
+        listed(reflector(writer, crs), part()).applied_objects(),
+        store.clone(),
+    )
+    .with_config(
+        kube::runtime::controller::Config::default()
+            // Unbounded, 500 CRs at once sent bursts the API server
+            // answered with 504s (bench/results/profiles.md).
+            .concurrency(RECONCILE_CONCURRENCY)
+            // A rollout's burst of child events becomes one reconcile.
+            .debounce(RECONCILE_DEBOUNCE),
+    );
     info!(
         namespace = ns.unwrap_or("<all>"),
         "starting the ClaudeMiddleware controller"
     );
     controller
-        .owns(api::<Deployment>(&client, ns), children.clone())
-        .owns(api::<Service>(&client, ns), children.clone())
-        .owns(api::<NetworkPolicy>(&client, ns), children.clone())
-        .owns(api::<Ingress>(&client, ns), children.clone())
-        .owns(
-            api::<HorizontalPodAutoscaler>(&client, ns),
-            children.clone(),
-        )
-        .owns(api::<PodDisruptionBudget>(&client, ns), children)
-        .watches(
-            api::<Secret>(&client, ns),
-            watcher::Config::default(),
+        .owns_stream(owned::<Deployment>(&client, ns, part()))
+        .owns_stream(owned::<Service>(&client, ns, part()))
+        .owns_stream(owned::<NetworkPolicy>(&client, ns, part()))
+        .owns_stream(owned::<Ingress>(&client, ns, part()))
+        .owns_stream(owned::<HorizontalPodAutoscaler>(&client, ns, part()))
+        .owns_stream(owned::<PodDisruptionBudget>(&client, ns, part()))
+        .watches_stream(
+            listed(
+                watcher(api::<Secret>(&client, ns), watcher::Config::default()),
+                part(),
+            )
+            .touched_objects(),
             move |secret| referencing(&store, &secret),
         )
         .graceful_shutdown_on(shutdown)
@@ -156,6 +173,43 @@ impl Backoff for WatchBackoff {
     fn reset(&mut self) {
         self.next = Self::MIN;
     }
+}
+
+/// What `Controller::owns` watches (the metadata of our label-selected
+/// children of kind K), releasing `part` once listed.
+fn owned<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    part: Part,
+) -> impl Stream<Item = Result<Meta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let children = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    listed(watcher(api::<Meta<K>>(client, namespace), children), part).touched_objects()
+}
+
+/// The watch stream, releasing `part` at the end of its first complete list
+/// (the `InitDone` event).
+fn listed<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    part: Part,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send {
+    let mut part = Some(part);
+    events.inspect(move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone))
+            && let Some(p) = part.take()
+        {
+            debug!(kind = std::any::type_name::<K>(), "watch listed");
+            p.done();
+        }
+    })
 }
 
 /// The CRs in the Secret's namespace that reference it. No owner reference is

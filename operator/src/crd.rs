@@ -1,4 +1,6 @@
-//! The `ClaudeMiddleware` v1alpha1 API (contract: shared/design/crd-v1alpha1.md).
+//! The `ClaudeMiddleware` v1alpha1 API: its fields are documented for users in
+//! the README ("`ClaudeMiddleware` reference"), its names in
+//! docs/architecture.md.
 //!
 //! Everything the API server can check is in the schema (required fields, ranges,
 //! enums, CEL rules), so a bad CR is refused at `kubectl apply`. What only the

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod crd;
 pub mod leader;
 pub mod metrics;
+pub mod readiness;
 pub mod reconcile;
 pub mod render;
 

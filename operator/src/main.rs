@@ -3,13 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use cmw_operator::admin::{self, AdminState};
 use cmw_operator::leader::{LeaseConfig, Outcome, run_as_leader};
 use cmw_operator::metrics::Metrics;
+use cmw_operator::readiness::Readiness;
 use cmw_operator::{ControllerConfig, crd, run_controller};
 use kube::Client;
 use tokio::sync::watch;
@@ -125,7 +125,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("no Kubernetes client configuration")?;
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(true));
+    // Not ready until the watches have listed or the replica is a known standby.
+    let readiness = Readiness::default();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
@@ -133,7 +134,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let admin_state = AdminState {
         metrics: metrics.clone(),
-        ready: ready.clone(),
+        readiness: readiness.clone(),
     };
     let admin = tokio::spawn(admin::serve(
         args.metrics_addr,
@@ -156,7 +157,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut code = Ok(());
     if !args.leader_election {
         metrics.leader.set(1);
-        run_controller(client, config, metrics, stopped(stop_rx.clone())).await;
+        let stop = stopped(stop_rx.clone());
+        run_controller(client, config, metrics, readiness.clone(), stop).await;
     } else {
         let lease = LeaseConfig {
             name: args.lease_name.clone(),
@@ -168,15 +170,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             duration_seconds: 15,
             grace_seconds: 5,
         };
-        let outcome = run_as_leader(client, lease, config, metrics, stop_rx.clone())
-            .await
-            .context("leader election")?;
+        let outcome = run_as_leader(
+            client,
+            lease,
+            config,
+            metrics,
+            readiness.clone(),
+            stop_rx.clone(),
+        )
+        .await
+        .context("leader election")?;
         if outcome == Outcome::LostLeadership {
             // Exit non-zero so the pod restarts and queues for the Lease again.
             code = Err(anyhow::anyhow!("lost leadership"));
         }
     }
-    ready.store(false, Ordering::Relaxed);
+    readiness.mark_stopping();
     admin.abort();
     info!("stopped");
     code

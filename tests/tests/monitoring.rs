@@ -8,11 +8,10 @@ mod operator_support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use cmw_operator::admin::{self, AdminState};
+use cmw_operator::readiness::Readiness;
 use cmw_tests::backend::{Behaviour, Times};
 use cmw_tests::client::{http, post_messages};
 use cmw_tests::controlplane::test_namespace;
@@ -44,14 +43,14 @@ async fn alerts_fire_and_every_dashboard_query_has_data() -> anyhow::Result<()> 
     let stack = Stack::start(&[]).await;
 
     let (client, ns) = test_namespace("monitoring").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
     let operator = Operator::start(client.clone(), &ns.name);
     let admin_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     tokio::spawn(admin::serve(
         admin_addr,
         AdminState {
             metrics: operator.metrics.clone(),
-            ready: Arc::new(AtomicBool::new(true)),
+            readiness: Readiness::default(),
         },
         std::future::pending(),
     ));

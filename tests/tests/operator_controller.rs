@@ -11,16 +11,16 @@
 
 mod operator_support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use cmw_operator::reconcile::dereference::hash;
-use cmw_operator::render::{RenderInput, render};
+use cmw_operator::metrics::Metrics;
+use cmw_operator::readiness::Readiness;
+use cmw_operator::reconcile::dereference::{Dereferenced, hash};
+use cmw_operator::reconcile::validate::validate;
+use cmw_operator::render::render;
 use cmw_tests::controlplane::{DEFAULT_TIMEOUT, eventually, test_namespace};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -31,41 +31,6 @@ use kube::{Api, Client, ResourceExt};
 use operator_support::*;
 use serde_json::json;
 
-const NAME: &str = "relay";
-
-/// Which of the six child kinds exist for the CR, by kind name.
-async fn existing_children(client: &Client, ns: &str) -> anyhow::Result<Vec<&'static str>> {
-    let mut kinds = vec![];
-    if exists::<Deployment>(client, ns, NAME).await? {
-        kinds.push("Deployment");
-    }
-    if exists::<Service>(client, ns, NAME).await? {
-        kinds.push("Service");
-    }
-    if exists::<NetworkPolicy>(client, ns, NAME).await? {
-        kinds.push("NetworkPolicy");
-    }
-    if exists::<Ingress>(client, ns, NAME).await? {
-        kinds.push("Ingress");
-    }
-    if exists::<HorizontalPodAutoscaler>(client, ns, NAME).await? {
-        kinds.push("HorizontalPodAutoscaler");
-    }
-    if exists::<PodDisruptionBudget>(client, ns, NAME).await? {
-        kinds.push("PodDisruptionBudget");
-    }
-    Ok(kinds)
-}
-
-async fn wait_children(client: &Client, ns: &str, want: &[&str]) -> anyhow::Result<()> {
-    eventually(&format!("children {want:?}"), DEFAULT_TIMEOUT, || async {
-        let have = existing_children(client, ns).await?;
-        ensure!(have == want, "have {have:?}");
-        Ok(())
-    })
-    .await
-}
-
 /// The server's objects carry every field the renderer produced, with the same value.
 async fn assert_children_match_render(
     client: &Client,
@@ -73,8 +38,10 @@ async fn assert_children_match_render(
     redis_hash: Option<String>,
 ) -> anyhow::Result<()> {
     let cr = cr_api(client, ns).get(NAME).await?;
-    let input = RenderInput::new(&cr, IMAGE, redis_hash)?;
-    let want = render(&input);
+    let dereferenced = Dereferenced {
+        redis_password_hash: redis_hash,
+    };
+    let want = render(&validate(&cr, IMAGE, dereferenced)?);
     assert_child_matches(client, ns, Some(&want.deployment), "Deployment").await?;
     assert_child_matches(client, ns, Some(&want.service), "Service").await?;
     assert_child_matches(client, ns, want.network_policy.as_ref(), "NetworkPolicy").await?;
@@ -110,6 +77,24 @@ where
     Ok(())
 }
 
+/// Waits until the operator has not reconciled for `quiet`.
+async fn until_quiet(metrics: &Metrics, quiet: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DEFAULT_TIMEOUT;
+    let (mut seen, mut since) = (metrics.reconciles.get(), Instant::now());
+    while since.elapsed() < quiet {
+        ensure!(
+            Instant::now() < deadline,
+            "still reconciling after {DEFAULT_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = metrics.reconciles.get();
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        }
+    }
+    Ok(())
+}
+
 fn env_value(d: &Deployment, name: &str) -> Option<String> {
     d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
         .env
@@ -119,39 +104,10 @@ fn env_value(d: &Deployment, name: &str) -> Option<String> {
         .and_then(|e| e.value.clone())
 }
 
-async fn secret(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    data: &[(&str, &str)],
-) -> anyhow::Result<()> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let s = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        ..Default::default()
-    };
-    secrets
-        .patch(
-            name,
-            &PatchParams::apply("operator-tests").force(),
-            &Patch::Apply(&s),
-        )
-        .await?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crd_installs_and_bad_crs_are_refused_at_admission() -> anyhow::Result<()> {
     let (client, ns) = test_namespace("op-admission").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
     let crd = Api::<CustomResourceDefinition>::all(client.clone())
         .get("claudemiddlewares.middleware.claude-relay.io")
         .await?;
@@ -238,18 +194,14 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minimal_cr_gets_its_children_turns_ready_and_then_writes_nothing() -> anyhow::Result<()> {
-    let (client, ns) = test_namespace("op-minimal").await;
-    install_crd(&ns)?;
-    let operator = Operator::start(client.clone(), &ns.name);
+    let OperatorTest {
+        client,
+        ns,
+        operator,
+    } = OperatorTest::start("op-minimal").await?;
 
     let started = Instant::now();
-    apply_cr(&ns, MINIMAL_CR)?;
-    wait_children(
-        &client,
-        &ns.name,
-        &["Deployment", "Service", "NetworkPolicy"],
-    )
-    .await?;
+    apply_and_wait(&client, &ns, MINIMAL_CR, &MINIMAL_CHILDREN).await?;
     println!(
         "kubectl apply → all children exist: {:?}",
         started.elapsed()
@@ -319,8 +271,11 @@ async fn minimal_cr_gets_its_children_turns_ready_and_then_writes_nothing() -> a
     assert_eq!(s.replicas_summary.as_deref(), Some("1/1"));
 
     // Steady state: after convergence nothing is written, neither the
-    // children nor the CR's status (no reconcile storm from our own writes).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // children nor the CR's status, and nothing is reconciled (no reconcile
+    // storm from our own writes, no needless periodic work). It starts once
+    // the last events of the convergence (the Ready status write, the
+    // controller-manager's last Deployment status) have been handled.
+    until_quiet(&operator.metrics, Duration::from_secs(5)).await?;
     let versions = || async {
         Ok::<_, anyhow::Error>(vec![
             cr_api(&client, &ns.name)
@@ -346,10 +301,9 @@ async fn minimal_cr_gets_its_children_turns_ready_and_then_writes_nothing() -> a
         before,
         "resourceVersions changed in a steady state"
     );
-    println!(
-        "reconciles during the 30 s steady window: {}",
-        operator.metrics.reconciles.get() - reconciles_before
-    );
+    let reconciles = operator.metrics.reconciles.get() - reconciles_before;
+    println!("reconciles during the 30 s steady window: {reconciles}");
+    assert_eq!(reconciles, 0, "reconciled during a steady state");
     operator.stop().await;
     Ok(())
 }
@@ -357,28 +311,20 @@ async fn minimal_cr_gets_its_children_turns_ready_and_then_writes_nothing() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_cr_children_edits_prune_autoscaling_secrets_and_garbage_collection()
 -> anyhow::Result<()> {
-    let (client, ns) = test_namespace("op-full").await;
-    install_crd(&ns)?;
-    let _operator = Operator::start(client.clone(), &ns.name);
-    secret(&client, &ns.name, "redis-auth", &[("password", "s3cret")]).await?;
-    secret(
+    let OperatorTest {
+        client,
+        ns,
+        operator: _operator,
+    } = OperatorTest::start("op-full").await?;
+    put_secret(&client, &ns.name, "redis-auth", &[("password", "s3cret")]).await?;
+    put_secret(
         &client,
         &ns.name,
         "api-keys",
         &[("keys", "cr_0123456789abcdef")],
     )
     .await?;
-
-    apply_cr(&ns, FULL_CR)?;
-    let all = [
-        "Deployment",
-        "Service",
-        "NetworkPolicy",
-        "Ingress",
-        "HorizontalPodAutoscaler",
-        "PodDisruptionBudget",
-    ];
-    wait_children(&client, &ns.name, &all).await?;
+    apply_and_wait(&client, &ns, FULL_CR, &ALL_CHILDREN).await?;
     eventually("children as rendered", DEFAULT_TIMEOUT, || async {
         assert_children_match_render(&client, &ns.name, Some(hash(b"s3cret"))).await
     })
@@ -420,7 +366,7 @@ async fn full_cr_children_edits_prune_autoscaling_secrets_and_garbage_collection
 
     // Rotating the Redis password (a Secret the CR references, found through
     // the Secret mapper) rolls the pods via the template hash.
-    secret(&client, &ns.name, "redis-auth", &[("password", "rotated")]).await?;
+    put_secret(&client, &ns.name, "redis-auth", &[("password", "rotated")]).await?;
     eventually(
         "the template hash follows the Secret",
         DEFAULT_TIMEOUT,
@@ -456,19 +402,11 @@ async fn full_cr_children_edits_prune_autoscaling_secrets_and_garbage_collection
             "  ingress:\n    enabled: false",
         )
         .replace("timeoutSeconds: 600", "timeoutSeconds: 900");
-    apply_cr(&ns, &edited)?;
-    wait_children(
-        &client,
-        &ns.name,
-        &[
-            "Deployment",
-            "Service",
-            "NetworkPolicy",
-            "HorizontalPodAutoscaler",
-            "PodDisruptionBudget",
-        ],
-    )
-    .await?;
+    let without_ingress: Vec<&str> = ALL_CHILDREN
+        .into_iter()
+        .filter(|k| *k != "Ingress")
+        .collect();
+    apply_and_wait(&client, &ns, &edited, &without_ingress).await?;
     eventually("PROXY_TIMEOUT updated", DEFAULT_TIMEOUT, || async {
         let d = get::<Deployment>(&client, &ns.name, NAME).await?;
         ensure!(
@@ -488,16 +426,12 @@ async fn full_cr_children_edits_prune_autoscaling_secrets_and_garbage_collection
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_subresource_reaches_the_deployment_and_drift_is_repaired() -> anyhow::Result<()> {
-    let (client, ns) = test_namespace("op-scale").await;
-    install_crd(&ns)?;
-    let _operator = Operator::start(client.clone(), &ns.name);
-    apply_cr(&ns, MINIMAL_CR)?;
-    wait_children(
-        &client,
-        &ns.name,
-        &["Deployment", "Service", "NetworkPolicy"],
-    )
-    .await?;
+    let OperatorTest {
+        client,
+        ns,
+        operator: _operator,
+    } = OperatorTest::start("op-scale").await?;
+    apply_and_wait(&client, &ns, MINIMAL_CR, &MINIMAL_CHILDREN).await?;
 
     ns.control_plane()
         .kubectl_ok(&["scale", "cmw/relay", "--replicas=4", "-n", &ns.name])?;
@@ -569,17 +503,14 @@ async fn scale_subresource_reaches_the_deployment_and_drift_is_repaired() -> any
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_secret_is_degraded_with_an_event_and_nothing_is_torn_down() -> anyhow::Result<()> {
-    let (client, ns) = test_namespace("op-secret").await;
-    install_crd(&ns)?;
-    let _operator = Operator::start(client.clone(), &ns.name);
-    apply_cr(&ns, MINIMAL_CR)?;
-    wait_children(
-        &client,
-        &ns.name,
-        &["Deployment", "Service", "NetworkPolicy"],
-    )
-    .await?;
+async fn missing_secret_or_invalid_spec_is_degraded_with_an_event_and_nothing_is_torn_down()
+-> anyhow::Result<()> {
+    let OperatorTest {
+        client,
+        ns,
+        operator: _operator,
+    } = OperatorTest::start("op-secret").await?;
+    apply_and_wait(&client, &ns, MINIMAL_CR, &MINIMAL_CHILDREN).await?;
     condition(&client, &ns.name, NAME, "Degraded", "False").await?;
 
     let with_password = MINIMAL_CR.replace(
@@ -595,30 +526,17 @@ async fn missing_secret_is_degraded_with_an_event_and_nothing_is_torn_down() -> 
         degraded.message
     );
     condition(&client, &ns.name, NAME, "Stalled", "True").await?;
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
-    eventually("a Warning Event on the CR", DEFAULT_TIMEOUT, || async {
-        let list = events.list(&ListParams::default()).await?;
-        list.items
-            .iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("SecretMissing")
-                    && e.type_.as_deref() == Some("Warning")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
-            })
-            .map(|_| ())
-            .context("no SecretMissing event yet")
-    })
-    .await?;
+    warning_event(&client, &ns.name, "SecretMissing").await?;
     // Still running as before: the children were not deleted or changed.
     let d = get::<Deployment>(&client, &ns.name, NAME).await?;
     assert!(env_value(&d, "REDIS_HOST").is_some());
     assert_eq!(
         existing_children(&client, &ns.name).await?,
-        vec!["Deployment", "Service", "NetworkPolicy"]
+        MINIMAL_CHILDREN
     );
 
     // The Secret appears without the key: a different reason (found through the Secret watch).
-    secret(&client, &ns.name, "redis-auth", &[("other", "x")]).await?;
+    put_secret(&client, &ns.name, "redis-auth", &[("other", "x")]).await?;
     eventually("reason SecretKeyMissing", DEFAULT_TIMEOUT, || async {
         let c = condition(&client, &ns.name, NAME, "Degraded", "True").await?;
         ensure!(c.reason == "SecretKeyMissing", "reason {}", c.reason);
@@ -626,7 +544,7 @@ async fn missing_secret_is_degraded_with_an_event_and_nothing_is_torn_down() -> 
     })
     .await?;
     // Fixed: Degraded clears and the password reaches the pod template.
-    secret(&client, &ns.name, "redis-auth", &[("password", "pw")]).await?;
+    put_secret(&client, &ns.name, "redis-auth", &[("password", "pw")]).await?;
     condition(&client, &ns.name, NAME, "Degraded", "False").await?;
     let d = get::<Deployment>(&client, &ns.name, NAME).await?;
     let c = &d
@@ -648,7 +566,59 @@ async fn missing_secret_is_degraded_with_an_event_and_nothing_is_torn_down() -> 
         pw.value_from.and_then(|v| v.secret_key_ref).map(|s| s.name),
         Some("redis-auth".to_string())
     );
+
+    // What only the validate step can refuse (the schema admits five digits
+    // of port): Degraded with the field named, an Event, and the Deployment
+    // left as it was.
+    let before = get::<Deployment>(&client, &ns.name, NAME).await?;
+    apply_cr(
+        &ns,
+        &with_password.replace("claude-relay:3001", "claude-relay:99999"),
+    )?;
+    let invalid = eventually("reason InvalidSpec", DEFAULT_TIMEOUT, || async {
+        let c = condition(&client, &ns.name, NAME, "Degraded", "True").await?;
+        ensure!(c.reason == "InvalidSpec", "reason {}", c.reason);
+        Ok(c)
+    })
+    .await?;
+    assert!(
+        invalid.message.contains("spec.target.url"),
+        "{}",
+        invalid.message
+    );
+    warning_event(&client, &ns.name, "InvalidSpec").await?;
+    let after = get::<Deployment>(&client, &ns.name, NAME).await?;
+    assert_eq!(
+        after.spec, before.spec,
+        "an invalid spec changed the Deployment"
+    );
+    assert_eq!(
+        existing_children(&client, &ns.name).await?,
+        MINIMAL_CHILDREN
+    );
     Ok(())
+}
+
+/// Waits for a Warning Event with `reason` about the CR.
+async fn warning_event(client: &Client, ns: &str, reason: &str) -> anyhow::Result<()> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    eventually(
+        &format!("a Warning Event {reason} on the CR"),
+        DEFAULT_TIMEOUT,
+        || async {
+            let list = events.list(&ListParams::default()).await?;
+            list.items
+                .iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
+                })
+                .map(|_| ())
+                .with_context(|| format!("no {reason} event yet"))
+        },
+    )
+    .await
 }
 
 /// One operator replica of two in this process: its stop switch, metrics and task.
@@ -671,14 +641,10 @@ fn replica(client: &Client, ns: &str, id: &str) -> Replica {
         duration_seconds: 6,
         grace_seconds: 2,
     };
-    let config = cmw_operator::ControllerConfig {
-        namespace: Some(ns.into()),
-        proxy_image: IMAGE.into(),
-        instance: Some(id.into()),
-    };
+    let config = controller_config(ns, id);
     let (client, m) = (client.clone(), metrics.clone());
     let task = tokio::spawn(async move {
-        run_as_leader(client, lease, config, m, stopped)
+        run_as_leader(client, lease, config, m, Readiness::default(), stopped)
             .await
             .map_err(|e| e.to_string())
     });
@@ -690,20 +656,10 @@ fn replica(client: &Client, ns: &str, id: &str) -> Replica {
     }
 }
 
-async fn lease_holder(client: &Client, ns: &str) -> anyhow::Result<Option<String>> {
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(client.clone(), ns);
-    Ok(leases
-        .get_opt("claude-middleware-operator")
-        .await?
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() -> anyhow::Result<()> {
     let (client, ns) = test_namespace("op-leader").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
     let a = replica(&client, &ns.name, "replica-a");
     let b = replica(&client, &ns.name, "replica-b");
 
@@ -719,13 +675,7 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() -> anyhow::
         Some(leader.id.as_str())
     );
 
-    apply_cr(&ns, MINIMAL_CR)?;
-    wait_children(
-        &client,
-        &ns.name,
-        &["Deployment", "Service", "NetworkPolicy"],
-    )
-    .await?;
+    apply_and_wait(&client, &ns, MINIMAL_CR, &MINIMAL_CHILDREN).await?;
     assert_eq!(
         standby.metrics.reconciles.get(),
         0,

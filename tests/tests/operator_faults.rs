@@ -18,37 +18,35 @@
 mod operator_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use cmw_operator::leader::{LeaseConfig, run_as_leader};
 use cmw_operator::metrics::{ErrorLabels, Metrics};
-use cmw_operator::reconcile::dereference::hash;
-use cmw_operator::render::{RenderInput, render};
+use cmw_operator::readiness::Readiness;
+use cmw_operator::reconcile::dereference::{Dereferenced, hash};
+use cmw_operator::reconcile::validate::validate;
+use cmw_operator::render::render;
 use cmw_tests::controlplane::{
-    ControlPlane, DEFAULT_TIMEOUT, PrivateControlPlane, TestNamespace, eventually, test_namespace,
+    DEFAULT_TIMEOUT, PrivateControlPlane, TestNamespace, eventually, test_namespace,
     test_namespace_in,
 };
-use cmw_tests::ports::free_port;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
+use operator_support::process::{LEADER, OperatorProcess, RECONCILES};
 use operator_support::*;
 use serde_json::json;
 
 const CRD_NAME: &str = "claudemiddlewares.middleware.claude-relay.io";
-const INSTANCE: &str = "app.kubernetes.io/instance";
 
 // ---------------------------------------------------------------------------
 // Helpers of this file
@@ -57,63 +55,6 @@ const INSTANCE: &str = "app.kubernetes.io/instance";
 /// MINIMAL_CR renamed to `name`.
 fn minimal_named(name: &str) -> String {
     MINIMAL_CR.replace("name: relay,", &format!("name: {name},"))
-}
-
-async fn put_secret(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    key: &str,
-    value: &str,
-) -> anyhow::Result<()> {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            key.to_string(),
-            ByteString(value.as_bytes().to_vec()),
-        )])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .patch(
-            name,
-            &PatchParams::apply("operator-tests").force(),
-            &Patch::Apply(&secret),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Names of the objects of kind K labelled with the CR's instance.
-async fn names_of<K>(client: &Client, ns: &str, instance: &str) -> anyhow::Result<Vec<String>>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
-    let list = api
-        .list(&ListParams::default().labels(&format!("{INSTANCE}={instance}")))
-        .await?;
-    let mut names: Vec<String> = list.items.iter().map(|o| o.name_any()).collect();
-    names.sort();
-    Ok(names)
-}
-
-/// The CR's status has caught up with its spec.
-async fn observed(client: &Client, ns: &str, name: &str) -> anyhow::Result<()> {
-    let cr = cr_api(client, ns).get(name).await?;
-    let seen = cr.status.as_ref().and_then(|s| s.observed_generation);
-    ensure!(
-        seen == cr.metadata.generation,
-        "{name}: observedGeneration {seen:?}, generation {:?}",
-        cr.metadata.generation
-    );
-    Ok(())
 }
 
 fn pod_template_annotation(d: &Deployment, key: &str) -> Option<String> {
@@ -128,115 +69,6 @@ fn pod_template_annotation(d: &Deployment, key: &str) -> Option<String> {
         .cloned()
 }
 
-/// The real `claude-middleware-operator` binary: `$CLAUDE_MIDDLEWARE_OPERATOR_BIN`, or beside
-/// the running test executable (built by `cargo build --workspace --bins`).
-fn operator_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CLAUDE_MIDDLEWARE_OPERATOR_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().expect("path of the running test executable");
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let bin = dir.join("claude-middleware-operator");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --workspace --bins` first (or set CLAUDE_MIDDLEWARE_OPERATOR_BIN)",
-        bin.display()
-    );
-    bin
-}
-
-/// One `claude-middleware-operator run` process with the admin kubeconfig, watching one
-/// namespace, its log in a temp file. SIGKILLed on drop.
-struct OperatorProcess {
-    id: String,
-    child: Child,
-    admin: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl OperatorProcess {
-    fn spawn(cp: &ControlPlane, ns: &str, id: &str, leader_election: bool) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let log = dir.path().join(format!("{id}.log"));
-        let port = free_port();
-        let file = std::fs::File::create(&log)?;
-        let child = Command::new(operator_binary())
-            .arg("run")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KUBECONFIG", &cp.kubeconfig)
-            .env("WATCH_NAMESPACE", ns)
-            .env("POD_NAMESPACE", ns)
-            .env("POD_NAME", id)
-            .env("LEASE_NAME", "claude-middleware-operator")
-            .env("LEADER_ELECTION", leader_election.to_string())
-            .env("METRICS_ADDR", format!("127.0.0.1:{port}"))
-            .env("PROXY_IMAGE", IMAGE)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .context("starting claude-middleware-operator")?;
-        Ok(Self {
-            id: id.into(),
-            child,
-            admin: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        })
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let response = reqwest::get(format!("{}{path}", self.admin)).await?;
-        let status = response.status().as_u16();
-        Ok((status, response.text().await?))
-    }
-
-    /// The value of the sample `name` (with its labels, if any) on /metrics.
-    async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let (_, text) = self.get("/metrics").await?;
-        sample(&text, name).with_context(|| format!("{name} not on /metrics of {}", self.id))
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn sigkill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        self.sigkill();
-    }
-}
-
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-const LEADER: &str = "claude_middleware_operator_leader";
-const RECONCILES: &str = "claude_middleware_operator_reconciles_total";
-
-async fn lease_holder(client: &Client, ns: &str) -> anyhow::Result<Option<String>> {
-    Ok(Api::<Lease>::namespaced(client.clone(), ns)
-        .get_opt("claude-middleware-operator")
-        .await?
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity))
-}
-
 // ---------------------------------------------------------------------------
 // 1. The API server killed and restarted while CRs are reconciled
 // ---------------------------------------------------------------------------
@@ -245,7 +77,7 @@ async fn lease_holder(client: &Client, ns: &str) -> anyhow::Result<Option<String
 async fn api_server_restart_mid_reconcile_converges_and_duplicates_nothing() -> anyhow::Result<()> {
     let private = PrivateControlPlane::start("restart")?;
     let (client, ns) = test_namespace_in(private.control_plane, "op-restart").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
     let before: Vec<String> = (0..10).map(|i| format!("relay-{i}")).collect();
     for name in &before {
         apply_cr(&ns, &minimal_named(name))?;
@@ -377,7 +209,7 @@ async fn api_server_restart_mid_reconcile_converges_and_duplicates_nothing() -> 
 async fn two_operator_processes_only_the_holder_writes_and_a_sigkilled_leader_is_replaced()
 -> anyhow::Result<()> {
     let (client, ns) = test_namespace("op-procs").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
     let cp = ns.control_plane();
     let a = OperatorProcess::spawn(cp, &ns.name, "proc-a", true)?;
     let b = OperatorProcess::spawn(cp, &ns.name, "proc-b", true)?;
@@ -426,6 +258,13 @@ async fn two_operator_processes_only_the_holder_writes_and_a_sigkilled_leader_is
         "the standby reconciled"
     );
     assert_eq!(standby.get("/healthz").await?.0, 200);
+    // Both ready: the leader's watches listed, the standby knows its role.
+    assert_eq!(leader.get("/readyz").await?.0, 200);
+    eventually("the standby ready", DEFAULT_TIMEOUT, || async {
+        ensure!(standby.get("/readyz").await?.0 == 200, "not yet");
+        Ok(())
+    })
+    .await?;
     // Status is written under the operator's field manager only.
     let status_writers: Vec<_> = status_manager
         .managed_fields()
@@ -487,7 +326,7 @@ async fn two_operator_processes_only_the_holder_writes_and_a_sigkilled_leader_is
 async fn a_malformed_cr_does_not_stop_the_others() -> anyhow::Result<()> {
     let private = PrivateControlPlane::start("malformed")?;
     let (client, ns) = test_namespace_in(private.control_plane, "op-malformed").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
 
     // A permissive variant of the CRD, as a buggy or older CRD version would
     // allow: spec keeps unknown fields with no schema, so wrong types are stored.
@@ -622,11 +461,19 @@ async fn ready(client: &Client, ns: &str) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_deleted_and_recreated_is_degraded_then_ready_without_a_rollout_but_a_new_redis_password_rolls()
 -> anyhow::Result<()> {
-    let (client, ns) = test_namespace("op-secrets").await;
-    install_crd(&ns)?;
-    let _operator = Operator::start(client.clone(), &ns.name);
-    put_secret(&client, &ns.name, "redis-auth", "password", "first").await?;
-    put_secret(&client, &ns.name, "api-keys", "keys", "cr_0123456789abcdef").await?;
+    let OperatorTest {
+        client,
+        ns,
+        operator: _operator,
+    } = OperatorTest::start("op-secrets").await?;
+    put_secret(&client, &ns.name, "redis-auth", &[("password", "first")]).await?;
+    put_secret(
+        &client,
+        &ns.name,
+        "api-keys",
+        &[("keys", "cr_0123456789abcdef")],
+    )
+    .await?;
     apply_cr(&ns, SECRETS_CR)?;
     ready(&client, &ns.name).await?;
     let start = rollout_state(&client, &ns.name).await?;
@@ -650,7 +497,13 @@ async fn secret_deleted_and_recreated_is_degraded_then_ready_without_a_rollout_b
         "deleting the Secret changed the Deployment"
     );
 
-    put_secret(&client, &ns.name, "api-keys", "keys", "cr_fedcba9876543210").await?;
+    put_secret(
+        &client,
+        &ns.name,
+        "api-keys",
+        &[("keys", "cr_fedcba9876543210")],
+    )
+    .await?;
     condition(&client, &ns.name, "relay", "Degraded", "False").await?;
     ready(&client, &ns.name).await?;
     let after = rollout_state(&client, &ns.name).await?;
@@ -663,7 +516,7 @@ async fn secret_deleted_and_recreated_is_degraded_then_ready_without_a_rollout_b
         "re-creating the API-key Secret rolled the pods"
     );
 
-    put_secret(&client, &ns.name, "redis-auth", "password", "rotated").await?;
+    put_secret(&client, &ns.name, "redis-auth", &[("password", "rotated")]).await?;
     let rolled = eventually(
         "a rollout for the new password",
         DEFAULT_TIMEOUT,
@@ -863,7 +716,7 @@ impl Drop for ClusterRoleGuard<'_> {
 async fn operator_rbac_is_exactly_what_it_uses_and_broader_verbs_are_refused() -> anyhow::Result<()>
 {
     let (admin, ns) = test_namespace("op-rbac").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
     let cp = ns.control_plane();
     // deploy/'s roles, bound in the test namespace only (the namespace-confined
     // mode the ClusterRole documents: WATCH_NAMESPACE and a RoleBinding).
@@ -978,8 +831,14 @@ async fn operator_rbac_is_exactly_what_it_uses_and_broader_verbs_are_refused() -
         refused.join("; ")
     );
     // And attempted for real: a Secret outside its namespace, deleting one inside it.
-    put_secret(&admin, &ns.name, "redis-auth", "password", "pw").await?;
-    put_secret(&admin, &ns.name, "api-keys", "keys", "cr_0123456789abcdef").await?;
+    put_secret(&admin, &ns.name, "redis-auth", &[("password", "pw")]).await?;
+    put_secret(
+        &admin,
+        &ns.name,
+        "api-keys",
+        &[("keys", "cr_0123456789abcdef")],
+    )
+    .await?;
     let outside = Api::<Secret>::namespaced(sa.clone(), "kube-system")
         .list(&ListParams::default())
         .await;
@@ -1009,23 +868,21 @@ async fn operator_rbac_is_exactly_what_it_uses_and_broader_verbs_are_refused() -
         duration_seconds: 6,
         grace_seconds: 2,
     };
-    let config = cmw_operator::ControllerConfig {
-        namespace: Some(ns.name.clone()),
-        proxy_image: IMAGE.into(),
-        instance: Some("rbac-test".into()),
-    };
+    let readiness = Readiness::default();
     let task = tokio::spawn(run_as_leader(
         sa.clone(),
         lease_config,
-        config,
+        controller_config(&ns.name, "rbac-test"),
         metrics.clone(),
+        readiness.clone(),
         stopped,
     ));
     apply_cr(&ns, FULL_CR)?;
     eventually(
-        "the full CR's children and status, as the ServiceAccount",
+        "the full CR's children and status, as the ServiceAccount, and ready",
         DEFAULT_TIMEOUT,
         || async {
+            ensure!(readiness.is_ready(), "not ready: a watch has not listed");
             for present in [
                 exists::<Deployment>(&admin, &ns.name, "relay").await?,
                 exists::<Service>(&admin, &ns.name, "relay").await?,
@@ -1112,7 +969,7 @@ fn kubectl_create(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_pod_is_admitted_under_pod_security_restricted() -> anyhow::Result<()> {
     let (client, ns) = test_namespace("op-pss").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
     let cp = ns.control_plane();
     cp.kubectl_ok(&[
         "label",
@@ -1131,8 +988,11 @@ async fn rendered_pod_is_admitted_under_pod_security_restricted() -> anyhow::Res
 
     apply_cr(&ns, FULL_CR)?;
     let cr = cr_api(&client, &ns.name).get("relay").await?;
-    let input = RenderInput::new(&cr, IMAGE, Some(hash(b"pw")))?;
-    let template = render(&input).deployment.spec.context("spec")?.template;
+    let dereferenced = Dereferenced {
+        redis_password_hash: Some(hash(b"pw")),
+    };
+    let valid = validate(&cr, IMAGE, dereferenced)?;
+    let template = render(&valid).deployment.spec.context("spec")?.template;
     let labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
     let pod = json!({
         "apiVersion": "v1",

@@ -52,7 +52,7 @@ const CRD_PICKUP: Duration = Duration::from_secs(90);
 async fn http_route_and_service_monitor_with_and_without_their_crds() -> anyhow::Result<()> {
     let private = PrivateControlPlane::start("gateway")?;
     let (client, ns) = test_namespace_in(private.control_plane, "gateway").await;
-    install_crd(&ns)?;
+    install_crd(&ns).await?;
 
     refused_at_admission(&ns)?;
 

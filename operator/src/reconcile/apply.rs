@@ -13,85 +13,116 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::Result;
-use crate::crd::ClaudeMiddleware;
+use super::optional::{self, OptionalKind, Outcome};
+use super::validate::Owner;
 use crate::render::Children;
 use crate::render::labels::MANAGER;
 
-fn params() -> PatchParams {
-    PatchParams::apply(MANAGER).force()
+/// What the API needs of a child kind: a namespaced, typed, (de)serializable object.
+pub trait ChildKind:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+{
 }
 
-pub async fn apply<K>(client: &Client, namespace: &str, obj: &K) -> Result<K>
-where
+impl<K> ChildKind for K where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + Debug
         + Serialize
-        + DeserializeOwned,
+        + DeserializeOwned
 {
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let name = obj.meta().name.clone().unwrap_or_default();
-    Ok(api.patch(&name, &params(), &Patch::Apply(obj)).await?)
 }
 
-/// Delete `name` of kind K if it exists and this CR is its controller.
-pub async fn prune<K>(client: &Client, cr: &ClaudeMiddleware, name: &str) -> Result<bool>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let namespace = cr.metadata.namespace.clone().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
-    let Some(meta) = api.get_metadata_opt(name).await? else {
+/// What a pass applied: the Deployment (for status) and how each child from
+/// an optional CRD fared.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub deployment: Deployment,
+    pub optional: Vec<(OptionalKind, Outcome)>,
+}
+
+/// Applies every wanted child, prunes the unwanted.
+pub async fn apply_children(
+    client: &Client,
+    owner: &Owner,
+    children: &Children,
+) -> Result<Applied> {
+    // No `..`: a new kind of child does not compile until it is handled here.
+    let Children {
+        deployment,
+        service,
+        network_policy,
+        ingress,
+        hpa,
+        pdb,
+        http_route,
+        service_monitor,
+    } = children;
+    // The HPA goes first when switched on, and the Deployment drops
+    // spec.replicas in the same pass, so nothing fights over the count.
+    apply_or_prune(client, owner, hpa.as_ref()).await?;
+    let deployment = apply(client, &owner.namespace, deployment).await?;
+    apply(client, &owner.namespace, service).await?;
+    apply_or_prune(client, owner, network_policy.as_ref()).await?;
+    apply_or_prune(client, owner, ingress.as_ref()).await?;
+    apply_or_prune(client, owner, pdb.as_ref()).await?;
+    let optional = vec![
+        (
+            OptionalKind::HttpRoute,
+            optional::apply_or_prune(client, owner, http_route.as_ref()).await?,
+        ),
+        (
+            OptionalKind::ServiceMonitor,
+            optional::apply_or_prune(client, owner, service_monitor.as_ref()).await?,
+        ),
+    ];
+    Ok(Applied {
+        deployment,
+        optional,
+    })
+}
+
+/// Applies the child of a switched-on feature, else deletes the one an
+/// earlier pass applied.
+async fn apply_or_prune<K: ChildKind>(
+    client: &Client,
+    owner: &Owner,
+    wanted: Option<&K>,
+) -> Result<()> {
+    match wanted {
+        Some(obj) => drop(apply(client, &owner.namespace, obj).await?),
+        None => drop(prune::<K>(client, owner).await?),
+    }
+    Ok(())
+}
+
+pub async fn apply<K: ChildKind>(client: &Client, namespace: &str, obj: &K) -> Result<K> {
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let params = PatchParams::apply(MANAGER).force();
+    Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
+}
+
+/// Deletes the owner's child of kind K if it exists and the owner is its
+/// controller (an object of that name made by someone else is left alone).
+pub async fn prune<K: ChildKind>(client: &Client, owner: &Owner) -> Result<bool> {
+    let api: Api<K> = Api::namespaced(client.clone(), &owner.namespace);
+    let Some(meta) = api.get_metadata_opt(&owner.name).await? else {
         return Ok(false);
     };
-    let uid = cr.metadata.uid.as_deref();
     let owned = meta
         .metadata
         .owner_references
         .unwrap_or_default()
         .iter()
-        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid);
+        .any(|o| o.controller == Some(true) && o.uid == owner.reference.uid);
     if !owned {
         return Ok(false);
     }
-    api.delete(name, &DeleteParams::background()).await?;
+    api.delete(&owner.name, &DeleteParams::background()).await?;
     Ok(true)
-}
-
-/// Applies every wanted child, prunes the unwanted, returns the applied Deployment.
-pub async fn apply_children(
-    client: &Client,
-    cr: &ClaudeMiddleware,
-    children: &Children,
-) -> Result<Deployment> {
-    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler as Hpa;
-    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-    use k8s_openapi::api::policy::v1::PodDisruptionBudget as Pdb;
-
-    let ns = cr.metadata.namespace.clone().unwrap_or_default();
-    let name = cr.metadata.name.clone().unwrap_or_default();
-    // The HPA goes first when switched on, and the Deployment drops
-    // spec.replicas in the same pass, so nothing fights over the count.
-    match &children.hpa {
-        Some(h) => drop(apply(client, &ns, h).await?),
-        None => drop(prune::<Hpa>(client, cr, &name).await?),
-    }
-    let deployment = apply(client, &ns, &children.deployment).await?;
-    apply(client, &ns, &children.service).await?;
-    match &children.network_policy {
-        Some(n) => drop(apply(client, &ns, n).await?),
-        None => drop(prune::<NetworkPolicy>(client, cr, &name).await?),
-    }
-    match &children.ingress {
-        Some(i) => drop(apply(client, &ns, i).await?),
-        None => drop(prune::<Ingress>(client, cr, &name).await?),
-    }
-    match &children.pdb {
-        Some(p) => drop(apply(client, &ns, p).await?),
-        None => drop(prune::<Pdb>(client, cr, &name).await?),
-    }
-    Ok(deployment)
 }

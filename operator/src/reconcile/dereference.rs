@@ -1,5 +1,6 @@
 //! Step 1: read what the CR references (Secrets). A missing Secret or key is a
-//! typed error; nothing is changed on the cluster here.
+//! typed error; nothing is changed on the cluster here. Only `data` is read:
+//! the API server folds a written `stringData` into `data` and never returns it.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -8,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::error::{Error, Result};
 use crate::crd::{ClaudeMiddleware, SecretKeyRef};
 
-/// What the renderers need from referenced Secrets.
+/// What validation takes from referenced Secrets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dereferenced {
     /// `sha256:<hex>` of the Redis password; changing it rolls the pods.
@@ -37,18 +38,10 @@ async fn secret_key(secrets: &Api<Secret>, namespace: &str, r: &SecretKeyRef) ->
             namespace: namespace.to_string(),
             name: r.name.clone(),
         })?;
-    let from_data = secret
+    secret
         .data
-        .as_ref()
-        .and_then(|d| d.get(&r.key))
-        .map(|b| b.0.clone());
-    let from_string = secret
-        .string_data
-        .as_ref()
-        .and_then(|d| d.get(&r.key))
-        .map(|s| s.clone().into_bytes());
-    from_data
-        .or(from_string)
+        .and_then(|mut d| d.remove(&r.key))
+        .map(|b| b.0)
         .ok_or_else(|| Error::SecretKeyMissing {
             namespace: namespace.to_string(),
             name: r.name.clone(),

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::render::InvalidSpec;
+use super::validate::InvalidSpec;
 
 #[derive(Debug, Error)]
 pub enum Error {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod optional;
 pub mod optional_conditions;
 pub mod status;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ pub use error::{Error, Result};
 
 use crate::crd::{ClaudeMiddleware, ClaudeMiddlewareStatus};
 use crate::metrics::Metrics;
-use crate::render::{self, RenderInput, labels, service};
+use crate::render::{self, labels, service};
 use status::{Problem, StatusInput};
 
 /// Periodic re-check of a healthy CR (drift in fields nobody watches).
@@ -135,18 +136,22 @@ async fn reconcile_cr(cr: &ClaudeMiddleware, ctx: &Context) -> Result<Action> {
 async fn converge(cr: &ClaudeMiddleware, ctx: &Context) -> Result<Duration> {
     let ns = cr.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let deref = dereference::dereference(&secrets, cr).await?;
-    let input = RenderInput::new(cr, &ctx.proxy_image, deref.redis_password_hash)?;
-    let children = render::render(&input);
-    let deployment = apply::apply_children(&ctx.client, cr, &children).await?;
-    let optional = optional::apply_optional(&ctx.client, cr, &input).await?;
+    let dereferenced = dereference::dereference(&secrets, cr).await?;
+    let valid = validate::validate(cr, &ctx.proxy_image, dereferenced)?;
+    let children = render::render(&valid);
+    let applied = apply::apply_children(&ctx.client, &valid.owner, &children).await?;
+    let optional = applied.optional;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut status = status::compute(StatusInput {
         cr,
-        deployment: Some(&deployment),
+        deployment: Some(&applied.deployment),
         problem: None,
-        selector: labels::selector_string(cr),
-        endpoint: service::endpoint(&input),
+        selector: labels::selector_string(&valid.owner.name),
+        endpoint: service::endpoint(
+            &valid.owner.name,
+            &valid.owner.namespace,
+            valid.service.port,
+        ),
         now: now.clone(),
     });
     optional_conditions::add(
@@ -189,8 +194,8 @@ async fn report_problem(cr: &ClaudeMiddleware, ctx: &Context, err: &Error) {
         cr,
         deployment: deployment.as_ref(),
         problem: Some(&problem),
-        selector: labels::selector_string(cr),
-        endpoint: format!("http://{name}.{ns}.svc:{}", cr.spec.service.port),
+        selector: labels::selector_string(&name),
+        endpoint: service::endpoint(&name, &ns, cr.spec.service.port),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
     });
     optional_conditions::carry_over(&mut status, cr.status.as_ref());

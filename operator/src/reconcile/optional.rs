@@ -8,12 +8,9 @@
 
 use std::time::Duration;
 
-use super::apply::{apply, prune};
+use super::apply::{ChildKind, apply, prune};
 use super::error::{Error, Result};
-use crate::crd::ClaudeMiddleware;
-use crate::render::RenderInput;
-use crate::render::http_route::{self, HTTPRoute};
-use crate::render::service_monitor::{self, ServiceMonitor};
+use super::validate::Owner;
 
 /// How soon a CR whose optional child has no CRD is reconciled again, so
 /// installing the CRDs is picked up without an edit.
@@ -78,24 +75,18 @@ pub enum Outcome {
     CrdMissing,
 }
 
-/// Applies or prunes the HTTPRoute and the ServiceMonitor.
-pub async fn apply_optional(
+/// Applies the child of a switched-on feature, else prunes the one an
+/// earlier pass applied; a kind the API server does not serve is an
+/// [`Outcome`], not an error.
+pub async fn apply_or_prune<K: ChildKind>(
     client: &kube::Client,
-    cr: &ClaudeMiddleware,
-    input: &RenderInput<'_>,
-) -> Result<Vec<(OptionalKind, Outcome)>> {
-    let route = match http_route::render(input) {
-        Some(route) => applied(apply(client, &input.namespace, &route).await)?,
-        None => pruned(prune::<HTTPRoute>(client, cr, &input.name).await)?,
-    };
-    let monitor = match service_monitor::render(input) {
-        Some(monitor) => applied(apply(client, &input.namespace, &monitor).await)?,
-        None => pruned(prune::<ServiceMonitor>(client, cr, &input.name).await)?,
-    };
-    Ok(vec![
-        (OptionalKind::HttpRoute, route),
-        (OptionalKind::ServiceMonitor, monitor),
-    ])
+    owner: &Owner,
+    wanted: Option<&K>,
+) -> Result<Outcome> {
+    match wanted {
+        Some(obj) => applied(apply(client, &owner.namespace, obj).await),
+        None => pruned(prune::<K>(client, owner).await),
+    }
 }
 
 /// A 404 on a server-side apply (which creates what is absent) means the

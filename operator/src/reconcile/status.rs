@@ -66,71 +66,12 @@ pub fn compute(input: StatusInput<'_>) -> ClaudeMiddlewareStatus {
     let old = input.cr.status.clone().unwrap_or_default();
     let generation = input.cr.metadata.generation;
     let r = input.deployment.map(rollout);
-
-    let (ready, progressing, degraded) = match (input.problem, &r) {
-        (Some(p), _) => (
-            cond(false, &p.reason, &p.message),
-            cond(false, &p.reason, "blocked until the problem is fixed"),
-            cond(true, &p.reason, &p.message),
-        ),
-        (None, None) => (
-            cond(
-                false,
-                "DeploymentMissing",
-                "the Deployment does not exist yet",
-            ),
-            cond(true, "Creating", "creating the Deployment"),
-            cond(false, "AsExpected", "no problem"),
-        ),
-        (None, Some(r)) if r.complete => (
-            cond(
-                true,
-                "Available",
-                &format!("{}/{} replicas available", r.available, r.desired),
-            ),
-            cond(false, "RolloutComplete", "the Deployment is up to date"),
-            cond(false, "AsExpected", "no problem"),
-        ),
-        (None, Some(r)) => {
-            let msg = format!(
-                "{}/{} replicas available, {} updated",
-                r.available, r.desired, r.updated
-            );
-            (
-                cond(false, "RollingOut", &msg),
-                cond(true, "RollingOut", &msg),
-                cond(false, "AsExpected", "no problem"),
-            )
-        }
-    };
-    // kstatus reads Reconciling/Stalled; Argo CD and humans read Progressing/Degraded.
-    let conditions = [
-        ("Ready", ready),
-        ("Progressing", progressing.clone()),
-        ("Reconciling", progressing),
-        ("Degraded", degraded.clone()),
-        ("Stalled", degraded),
-    ]
-    .into_iter()
-    .map(|(type_, (status, reason, message))| {
-        let status = if status { "True" } else { "False" }.to_string();
-        let last_transition_time = old
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| input.now.clone());
-        Condition {
-            type_: type_.into(),
-            status,
-            reason,
-            message,
-            observed_generation: generation,
-            last_transition_time,
-        }
-    })
-    .collect();
-
+    let conditions = conditions(
+        judge(input.problem, r.as_ref()),
+        &old.conditions,
+        generation,
+        &input.now,
+    );
     let (replicas, ready_replicas, updated_replicas, summary) = match &r {
         Some(r) => (
             r.replicas,
@@ -138,6 +79,7 @@ pub fn compute(input: StatusInput<'_>) -> ClaudeMiddlewareStatus {
             r.updated,
             Some(format!("{}/{}", r.ready, r.desired)),
         ),
+        // No Deployment read: keep what was last reported.
         None => (
             old.replicas,
             old.ready_replicas,
@@ -157,7 +99,88 @@ pub fn compute(input: StatusInput<'_>) -> ClaudeMiddlewareStatus {
     }
 }
 
-fn cond(status: bool, reason: &str, message: &str) -> (bool, String, String) {
+/// One condition's (status, reason, message).
+type Verdict = (bool, String, String);
+
+/// The Ready, Progressing and Degraded verdicts: a problem wins, then whether
+/// the Deployment exists and has finished rolling out.
+fn judge(problem: Option<&Problem>, rollout: Option<&Rollout>) -> [Verdict; 3] {
+    let as_expected = || cond(false, "AsExpected", "no problem");
+    match (problem, rollout) {
+        (Some(p), _) => [
+            cond(false, &p.reason, &p.message),
+            cond(false, &p.reason, "blocked until the problem is fixed"),
+            cond(true, &p.reason, &p.message),
+        ],
+        (None, None) => [
+            cond(
+                false,
+                "DeploymentMissing",
+                "the Deployment does not exist yet",
+            ),
+            cond(true, "Creating", "creating the Deployment"),
+            as_expected(),
+        ],
+        (None, Some(r)) if r.complete => [
+            cond(
+                true,
+                "Available",
+                &format!("{}/{} replicas available", r.available, r.desired),
+            ),
+            cond(false, "RolloutComplete", "the Deployment is up to date"),
+            as_expected(),
+        ],
+        (None, Some(r)) => {
+            let msg = format!(
+                "{}/{} replicas available, {} updated",
+                r.available, r.desired, r.updated
+            );
+            [
+                cond(false, "RollingOut", &msg),
+                cond(true, "RollingOut", &msg),
+                as_expected(),
+            ]
+        }
+    }
+}
+
+/// The five conditions from the three verdicts. kstatus reads
+/// Reconciling/Stalled; Argo CD and humans read Progressing/Degraded. A
+/// condition keeps its lastTransitionTime unless its status flips.
+fn conditions(
+    [ready, progressing, degraded]: [Verdict; 3],
+    old: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    [
+        ("Ready", ready),
+        ("Progressing", progressing.clone()),
+        ("Reconciling", progressing),
+        ("Degraded", degraded.clone()),
+        ("Stalled", degraded),
+    ]
+    .into_iter()
+    .map(|(type_, (status, reason, message))| {
+        let status = if status { "True" } else { "False" }.to_string();
+        let last_transition_time = old
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        Condition {
+            type_: type_.into(),
+            status,
+            reason,
+            message,
+            observed_generation: generation,
+            last_transition_time,
+        }
+    })
+    .collect()
+}
+
+fn cond(status: bool, reason: &str, message: &str) -> Verdict {
     (status, reason.to_string(), message.to_string())
 }
 

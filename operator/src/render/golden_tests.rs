@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::render;
-use super::testdata::{full, input, minimal};
+use super::testdata::{full, minimal, validated};
+use super::{Children, render};
 
 fn doc<T: Serialize>(out: &mut String, obj: &T) {
     out.push_str("---\n");
@@ -12,27 +12,36 @@ fn doc<T: Serialize>(out: &mut String, obj: &T) {
 }
 
 fn children_yaml(cr: &crate::crd::ClaudeMiddleware, hash: Option<String>) -> String {
-    let c = render(&input(cr, hash));
+    // No `..`: a new kind of child gets its golden YAML too.
+    let Children {
+        deployment,
+        service,
+        network_policy,
+        ingress,
+        hpa,
+        pdb,
+        http_route,
+        service_monitor,
+    } = render(&validated(cr, hash));
     let mut out = String::new();
-    doc(&mut out, &c.deployment);
-    doc(&mut out, &c.service);
-    if let Some(o) = &c.network_policy {
+    doc(&mut out, &deployment);
+    doc(&mut out, &service);
+    if let Some(o) = &network_policy {
         doc(&mut out, o);
     }
-    if let Some(o) = &c.ingress {
+    if let Some(o) = &ingress {
         doc(&mut out, o);
     }
-    if let Some(o) = &c.hpa {
+    if let Some(o) = &hpa {
         doc(&mut out, o);
     }
-    if let Some(o) = &c.pdb {
+    if let Some(o) = &pdb {
         doc(&mut out, o);
     }
-    let i = input(cr, None);
-    if let Some(o) = &super::http_route::render(&i) {
+    if let Some(o) = &http_route {
         doc(&mut out, o);
     }
-    if let Some(o) = &super::service_monitor::render(&i) {
+    if let Some(o) = &service_monitor {
         doc(&mut out, o);
     }
     out

@@ -5,17 +5,14 @@ use k8s_openapi::api::autoscaling::v2::{
     MetricTarget, ResourceMetricSource,
 };
 
-use super::RenderInput;
 use super::labels::child_meta;
+use crate::reconcile::validate::ValidatedMiddleware;
 
 /// CPU target when the CR sets neither target.
 pub const DEFAULT_CPU_PERCENT: i32 = 80;
 
-pub fn render(input: &RenderInput<'_>) -> Option<HorizontalPodAutoscaler> {
-    let a = &input.cr.spec.autoscaling;
-    if !a.enabled {
-        return None;
-    }
+pub fn render(v: &ValidatedMiddleware) -> Option<HorizontalPodAutoscaler> {
+    let a = v.autoscaling.as_ref()?;
     let cpu = match (
         a.target_cpu_utilization_percentage,
         a.target_memory_utilization_percentage,
@@ -31,12 +28,12 @@ pub fn render(input: &RenderInput<'_>) -> Option<HorizontalPodAutoscaler> {
     .filter_map(|(name, pct)| pct.map(|p| utilization(name, p)))
     .collect();
     Some(HorizontalPodAutoscaler {
-        metadata: child_meta(input.cr),
+        metadata: child_meta(&v.owner),
         spec: HorizontalPodAutoscalerSpec {
             scale_target_ref: CrossVersionObjectReference {
                 api_version: Some("apps/v1".into()),
                 kind: "Deployment".into(),
-                name: input.name.clone(),
+                name: v.owner.name.clone(),
             },
             min_replicas: Some(a.min_replicas),
             max_replicas: a.max_replicas,
@@ -65,18 +62,18 @@ fn utilization(resource: &str, percent: i32) -> MetricSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testdata::{full, input, minimal};
+    use crate::render::testdata::{full, minimal, validated};
 
     #[test]
     fn off_by_default() {
         let cr = minimal();
-        assert!(render(&input(&cr, None)).is_none());
+        assert!(render(&validated(&cr, None)).is_none());
     }
 
     #[test]
     fn targets_deployment_with_cpu_and_memory() {
         let cr = full();
-        let spec = render(&input(&cr, None)).unwrap().spec;
+        let spec = render(&validated(&cr, None)).unwrap().spec;
         assert_eq!(spec.scale_target_ref.kind, "Deployment");
         assert_eq!(spec.scale_target_ref.name, "relay");
         assert_eq!((spec.min_replicas, spec.max_replicas), (Some(2), 6));
@@ -92,7 +89,7 @@ mod tests {
     fn defaults_to_cpu_80() {
         let mut cr = minimal();
         cr.spec.autoscaling.enabled = true;
-        let m = render(&input(&cr, None)).unwrap().spec.metrics.unwrap();
+        let m = render(&validated(&cr, None)).unwrap().spec.metrics.unwrap();
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].resource.as_ref().unwrap().name, "cpu");
         assert_eq!(

@@ -10,8 +10,8 @@
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
-use super::RenderInput;
 use super::labels::child_meta;
+use crate::reconcile::validate::ValidatedMiddleware;
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -93,13 +93,9 @@ pub struct HttpRouteTimeouts {
 }
 
 /// The route, or `None` when `spec.httpRoute` is off (the reconciler prunes it).
-pub fn render(input: &RenderInput<'_>) -> Option<HTTPRoute> {
-    let spec = &input.cr.spec;
-    let route = &spec.http_route;
-    if !route.enabled {
-        return None;
-    }
-    let mut metadata = child_meta(input.cr);
+pub fn render(v: &ValidatedMiddleware) -> Option<HTTPRoute> {
+    let route = v.http_route.as_ref()?;
+    let mut metadata = child_meta(&v.owner);
     if !route.annotations.is_empty() {
         metadata.annotations = Some(route.annotations.clone());
     }
@@ -128,8 +124,8 @@ pub fn render(input: &RenderInput<'_>) -> Option<HTTPRoute> {
                     }),
                 }],
                 backend_refs: vec![BackendRef {
-                    name: input.name.clone(),
-                    port: Some(spec.service.port),
+                    name: v.owner.name.clone(),
+                    port: Some(v.service.port),
                 }],
                 timeouts: Some(HttpRouteTimeouts {
                     request: Some(route.timeouts.request.clone()),
@@ -143,18 +139,18 @@ pub fn render(input: &RenderInput<'_>) -> Option<HTTPRoute> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testdata::{full, input, minimal};
+    use crate::render::testdata::{full, minimal, validated};
 
     #[test]
     fn off_by_default() {
         let cr = minimal();
-        assert!(render(&input(&cr, None)).is_none());
+        assert!(render(&validated(&cr, None)).is_none());
     }
 
     #[test]
     fn routes_the_prefix_to_the_service_without_cutting_streams() {
         let cr = full();
-        let route = render(&input(&cr, None)).expect("enabled in the full CR");
+        let route = render(&validated(&cr, None)).expect("enabled in the full CR");
         assert_eq!(route.metadata.name.as_deref(), Some("relay"));
         assert!(route.metadata.owner_references.is_some());
         let spec = route.spec;
@@ -177,7 +173,7 @@ mod tests {
     #[test]
     fn serializes_as_gateway_api_v1() {
         let cr = full();
-        let route = render(&input(&cr, None)).expect("enabled");
+        let route = render(&validated(&cr, None)).expect("enabled");
         let json = serde_json::to_value(&route).expect("json");
         assert_eq!(json["apiVersion"], "gateway.networking.k8s.io/v1");
         assert_eq!(json["kind"], "HTTPRoute");

@@ -9,21 +9,17 @@ use k8s_openapi::api::networking::v1::{
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 
-use super::RenderInput;
 use super::labels::child_meta;
+use crate::reconcile::validate::ValidatedMiddleware;
 
 pub const REWRITE_TARGET: &str = "nginx.ingress.kubernetes.io/rewrite-target";
-/// proxy.md: MAX_BODY_BYTES default.
+/// The proxy's `MAX_BODY_BYTES` default (proxy/src/config).
 pub const DEFAULT_MAX_BODY_BYTES: i64 = 33_554_432;
 
-pub fn render(input: &RenderInput<'_>) -> Option<Ingress> {
-    let spec = &input.cr.spec;
-    let ing = &spec.ingress;
-    if !ing.enabled {
-        return None;
-    }
-    let timeout = spec.target.timeout_seconds.to_string();
-    let body = spec.proxy.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+pub fn render(v: &ValidatedMiddleware) -> Option<Ingress> {
+    let ing = v.ingress.as_ref()?;
+    let timeout = v.target.timeout_seconds.to_string();
+    let body = v.proxy.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     let mut annotations = BTreeMap::from([
         (
             "nginx.ingress.kubernetes.io/proxy-buffering".to_string(),
@@ -53,13 +49,13 @@ pub fn render(input: &RenderInput<'_>) -> Option<Ingress> {
     annotations.extend(ing.annotations.clone());
     annotations.remove(REWRITE_TARGET);
 
-    let mut metadata = child_meta(input.cr);
+    let mut metadata = child_meta(&v.owner);
     metadata.annotations = Some(annotations);
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
-            name: input.name.clone(),
+            name: v.owner.name.clone(),
             port: Some(ServiceBackendPort {
-                number: Some(spec.service.port),
+                number: Some(v.service.port),
                 name: None,
             }),
         }),
@@ -100,18 +96,18 @@ fn nginx_size(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testdata::{full, input, minimal};
+    use crate::render::testdata::{full, minimal, validated};
 
     #[test]
     fn off_by_default() {
         let cr = minimal();
-        assert!(render(&input(&cr, None)).is_none());
+        assert!(render(&validated(&cr, None)).is_none());
     }
 
     #[test]
     fn streaming_safe_and_never_rewrites() {
         let cr = full();
-        let ing = render(&input(&cr, None)).unwrap();
+        let ing = render(&validated(&cr, None)).unwrap();
         let a = ing.metadata.annotations.unwrap();
         assert_eq!(a["nginx.ingress.kubernetes.io/proxy-buffering"], "off");
         assert_eq!(

@@ -1,11 +1,13 @@
-//! Names and labels every child carries (contract: architecture.md "Names").
+//! Names and labels every child carries: named like the CR, in its namespace,
+//! `app.kubernetes.io/{name,instance,managed-by}`, and a controller owner
+//! reference to it (docs/architecture.md "Names"; tests and the demo select
+//! children by these).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::{Resource, ResourceExt};
 
-use crate::crd::ClaudeMiddleware;
+use crate::reconcile::validate::Owner;
 
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
@@ -17,30 +19,30 @@ pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=claude-middl
 
 /// The labels that select one CR's pods; stable for the CR's lifetime
 /// (a Deployment's selector is immutable).
-pub fn selector_labels(cr: &ClaudeMiddleware) -> BTreeMap<String, String> {
+pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME_LABEL.to_string(), APP_NAME.to_string()),
-        (INSTANCE_LABEL.to_string(), cr.name_any()),
+        (INSTANCE_LABEL.to_string(), name.to_string()),
     ])
 }
 
 /// Labels on every child and on the pod template.
-pub fn common_labels(cr: &ClaudeMiddleware) -> BTreeMap<String, String> {
-    let mut labels = selector_labels(cr);
+pub fn common_labels(name: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(name);
     labels.insert(MANAGED_BY_LABEL.to_string(), MANAGER.to_string());
     labels
 }
 
-pub fn label_selector(cr: &ClaudeMiddleware) -> LabelSelector {
+pub fn label_selector(name: &str) -> LabelSelector {
     LabelSelector {
-        match_labels: Some(selector_labels(cr)),
+        match_labels: Some(selector_labels(name)),
         ..Default::default()
     }
 }
 
 /// `k=v,k=v`, the string form used by `.status.selector` (scale subresource).
-pub fn selector_string(cr: &ClaudeMiddleware) -> String {
-    selector_labels(cr)
+pub fn selector_string(name: &str) -> String {
+    selector_labels(name)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -49,12 +51,12 @@ pub fn selector_string(cr: &ClaudeMiddleware) -> String {
 
 /// Metadata of a child: named like the CR, in its namespace, with the common
 /// labels and a controller owner reference so deleting the CR collects it.
-pub fn child_meta(cr: &ClaudeMiddleware) -> ObjectMeta {
+pub fn child_meta(owner: &Owner) -> ObjectMeta {
     ObjectMeta {
-        name: Some(cr.name_any()),
-        namespace: cr.namespace(),
-        labels: Some(common_labels(cr)),
-        owner_references: cr.controller_owner_ref(&()).map(|o| vec![o]),
+        name: Some(owner.name.clone()),
+        namespace: Some(owner.namespace.clone()),
+        labels: Some(common_labels(&owner.name)),
+        owner_references: Some(vec![owner.reference.clone()]),
         ..Default::default()
     }
 }
@@ -62,12 +64,11 @@ pub fn child_meta(cr: &ClaudeMiddleware) -> ObjectMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testdata::minimal;
+    use crate::render::testdata::{minimal, validated};
 
     #[test]
     fn child_meta_has_required_labels_and_controller_owner() {
-        let cr = minimal();
-        let meta = child_meta(&cr);
+        let meta = child_meta(&validated(&minimal(), None).owner);
         assert_eq!(meta.name.as_deref(), Some("relay"));
         assert_eq!(meta.namespace.as_deref(), Some("ai"));
         let labels = meta.labels.unwrap_or_default();
@@ -83,7 +84,7 @@ mod tests {
     #[test]
     fn selector_string_is_sorted_and_stable() {
         assert_eq!(
-            selector_string(&minimal()),
+            selector_string("relay"),
             "app.kubernetes.io/instance=relay,app.kubernetes.io/name=claude-middleware"
         );
     }

@@ -8,14 +8,12 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::CONTAINER_PORT;
 use super::labels::{child_meta, label_selector};
-use super::{CONTAINER_PORT, RenderInput};
+use crate::reconcile::validate::ValidatedMiddleware;
 
-pub fn render(input: &RenderInput<'_>) -> Option<NetworkPolicy> {
-    let np = &input.cr.spec.network_policy;
-    if !np.enabled {
-        return None;
-    }
+pub fn render(v: &ValidatedMiddleware) -> Option<NetworkPolicy> {
+    let np = v.network_policy.as_ref()?;
     // An explicit empty list means "nobody": no ingress rule at all.
     let ingress = match &np.from {
         None => vec![rule_from(vec![all_namespaces()])],
@@ -23,14 +21,14 @@ pub fn render(input: &RenderInput<'_>) -> Option<NetworkPolicy> {
         Some(peers) => vec![rule_from(peers.clone())],
     };
     let egress = vec![
-        egress_to(vec![tcp(input.cr.spec.redis.port)]),
-        egress_to(vec![tcp(i32::from(input.target_port))]),
+        egress_to(vec![tcp(v.redis.port)]),
+        egress_to(vec![tcp(i32::from(v.target.port))]),
         egress_to(vec![port(53, "UDP"), port(53, "TCP")]),
     ];
     Some(NetworkPolicy {
-        metadata: child_meta(input.cr),
+        metadata: child_meta(&v.owner),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(label_selector(input.cr)),
+            pod_selector: Some(label_selector(&v.owner.name)),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(ingress),
             egress: Some(egress),
@@ -74,7 +72,7 @@ fn port(p: i32, protocol: &str) -> NetworkPolicyPort {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testdata::{full, input, minimal};
+    use crate::render::testdata::{full, minimal, validated};
 
     fn egress_ports(np: &NetworkPolicy) -> Vec<(i32, String)> {
         let mut out = vec![];
@@ -93,7 +91,7 @@ mod tests {
     #[test]
     fn default_allows_all_namespaces_and_dns() {
         let cr = minimal();
-        let np = render(&input(&cr, None)).unwrap();
+        let np = render(&validated(&cr, None)).unwrap();
         let spec = np.spec.clone().unwrap();
         let from = spec.ingress.unwrap()[0].from.clone().unwrap();
         assert_eq!(from, vec![all_namespaces()]);
@@ -111,7 +109,7 @@ mod tests {
     #[test]
     fn custom_peers_and_https_port() {
         let cr = full();
-        let np = render(&input(&cr, None)).unwrap();
+        let np = render(&validated(&cr, None)).unwrap();
         let from = np.spec.clone().unwrap().ingress.unwrap()[0]
             .from
             .clone()
@@ -125,6 +123,6 @@ mod tests {
     fn disabled_renders_nothing() {
         let mut cr = minimal();
         cr.spec.network_policy.enabled = false;
-        assert!(render(&input(&cr, None)).is_none());
+        assert!(render(&validated(&cr, None)).is_none());
     }
 }

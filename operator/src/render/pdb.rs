@@ -4,17 +4,13 @@
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::RenderInput;
 use super::labels::{child_meta, label_selector};
+use crate::reconcile::validate::ValidatedMiddleware;
 
-pub fn render(input: &RenderInput<'_>) -> Option<PodDisruptionBudget> {
-    let spec = &input.cr.spec;
-    let p = &spec.pod_disruption_budget;
-    if !p.enabled {
-        return None;
-    }
+pub fn render(v: &ValidatedMiddleware) -> Option<PodDisruptionBudget> {
+    let p = v.pod_disruption_budget.as_ref()?;
     let (min_available, max_unavailable) = match (&p.min_available, &p.max_unavailable) {
-        (None, None) if spec.autoscaling.enabled || spec.replicas > 1 => {
+        (None, None) if v.autoscaling.is_some() || v.replicas > 1 => {
             (None, Some(IntOrString::Int(1)))
         }
         // One replica: a budget would block node drains forever.
@@ -22,9 +18,9 @@ pub fn render(input: &RenderInput<'_>) -> Option<PodDisruptionBudget> {
         (min, max) => (min.clone(), max.clone()),
     };
     Some(PodDisruptionBudget {
-        metadata: child_meta(input.cr),
+        metadata: child_meta(&v.owner),
         spec: Some(PodDisruptionBudgetSpec {
-            selector: Some(label_selector(input.cr)),
+            selector: Some(label_selector(&v.owner.name)),
             min_available,
             max_unavailable,
             // Unready pods can always be evicted, so a broken rollout never blocks a drain.
@@ -37,19 +33,19 @@ pub fn render(input: &RenderInput<'_>) -> Option<PodDisruptionBudget> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testdata::{full, input, minimal};
+    use crate::render::testdata::{full, minimal, validated};
 
     #[test]
     fn none_for_a_single_replica() {
         let cr = minimal();
-        assert!(render(&input(&cr, None)).is_none());
+        assert!(render(&validated(&cr, None)).is_none());
     }
 
     #[test]
     fn max_unavailable_one_when_scaled() {
         let mut cr = minimal();
         cr.spec.replicas = 3;
-        let spec = render(&input(&cr, None)).unwrap().spec.unwrap();
+        let spec = render(&validated(&cr, None)).unwrap().spec.unwrap();
         assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
         assert_eq!(spec.min_available, None);
     }
@@ -57,7 +53,7 @@ mod tests {
     #[test]
     fn user_min_available() {
         let cr = full();
-        let spec = render(&input(&cr, None)).unwrap().spec.unwrap();
+        let spec = render(&validated(&cr, None)).unwrap().spec.unwrap();
         assert_eq!(spec.min_available, Some(IntOrString::String("50%".into())));
         assert_eq!(spec.max_unavailable, None);
     }
@@ -66,6 +62,6 @@ mod tests {
     fn disabled() {
         let mut cr = full();
         cr.spec.pod_disruption_budget.enabled = false;
-        assert!(render(&input(&cr, None)).is_none());
+        assert!(render(&validated(&cr, None)).is_none());
     }
 }

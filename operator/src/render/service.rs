@@ -3,12 +3,13 @@
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::PORT_NAME;
 use super::labels::{child_meta, selector_labels};
-use super::{PORT_NAME, RenderInput};
+use crate::reconcile::validate::ValidatedMiddleware;
 
-pub fn render(input: &RenderInput<'_>) -> Service {
-    let svc = &input.cr.spec.service;
-    let mut metadata = child_meta(input.cr);
+pub fn render(v: &ValidatedMiddleware) -> Service {
+    let svc = &v.service;
+    let mut metadata = child_meta(&v.owner);
     if !svc.annotations.is_empty() {
         metadata.annotations = Some(svc.annotations.clone());
     }
@@ -16,7 +17,7 @@ pub fn render(input: &RenderInput<'_>) -> Service {
         metadata,
         spec: Some(ServiceSpec {
             type_: Some(svc.type_.as_str().into()),
-            selector: Some(selector_labels(input.cr)),
+            selector: Some(selector_labels(&v.owner.name)),
             ports: Some(vec![ServicePort {
                 name: Some(PORT_NAME.into()),
                 port: svc.port,
@@ -30,29 +31,25 @@ pub fn render(input: &RenderInput<'_>) -> Service {
     }
 }
 
-/// In-cluster URL of the Service (`status.endpoint`).
-pub fn endpoint(input: &RenderInput<'_>) -> String {
-    format!(
-        "http://{}.{}.svc:{}",
-        input.name, input.namespace, input.cr.spec.service.port
-    )
+/// In-cluster URL of the Service (`status.endpoint`). From its parts, since
+/// status is reported also for a CR that failed validation.
+pub fn endpoint(name: &str, namespace: &str, port: i32) -> String {
+    format!("http://{name}.{namespace}.svc:{port}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testdata::{input, minimal};
+    use crate::render::testdata::{minimal, validated};
 
     #[test]
     fn selects_pods_on_named_port() {
-        let cr = minimal();
-        let i = input(&cr, None);
-        let s = render(&i).spec.unwrap();
+        let s = render(&validated(&minimal(), None)).spec.unwrap();
         assert_eq!(s.type_.as_deref(), Some("ClusterIP"));
         let port = &s.ports.unwrap()[0];
         assert_eq!(port.port, 8080);
         assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
         assert_eq!(s.selector.unwrap().len(), 2);
-        assert_eq!(endpoint(&i), "http://relay.ai.svc:8080");
+        assert_eq!(endpoint("relay", "ai", 8080), "http://relay.ai.svc:8080");
     }
 }

@@ -12,8 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
+use super::PORT_NAME;
 use super::labels::{child_meta, label_selector};
-use super::{PORT_NAME, RenderInput};
+use crate::reconcile::validate::ValidatedMiddleware;
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -44,12 +45,9 @@ pub struct Endpoint {
 }
 
 /// The monitor, or `None` unless `spec.monitoring.serviceMonitor.enabled`.
-pub fn render(input: &RenderInput<'_>) -> Option<ServiceMonitor> {
-    let wanted = &input.cr.spec.monitoring.service_monitor;
-    if !wanted.enabled {
-        return None;
-    }
-    let mut metadata = child_meta(input.cr);
+pub fn render(v: &ValidatedMiddleware) -> Option<ServiceMonitor> {
+    let wanted = v.service_monitor.as_ref()?;
+    let mut metadata = child_meta(&v.owner);
     // The user's labels (for Prometheus's serviceMonitorSelector) never
     // replace the ones that identify the child.
     let mut labels: BTreeMap<String, String> = wanted.labels.clone();
@@ -58,7 +56,7 @@ pub fn render(input: &RenderInput<'_>) -> Option<ServiceMonitor> {
     Some(ServiceMonitor {
         metadata,
         spec: ServiceMonitorSpec {
-            selector: label_selector(input.cr),
+            selector: label_selector(&v.owner.name),
             endpoints: vec![Endpoint {
                 port: PORT_NAME.into(),
                 path: "/metrics".into(),
@@ -73,18 +71,18 @@ pub fn render(input: &RenderInput<'_>) -> Option<ServiceMonitor> {
 mod tests {
     use super::*;
     use crate::render::labels::{INSTANCE_LABEL, MANAGED_BY_LABEL};
-    use crate::render::testdata::{full, input, minimal};
+    use crate::render::testdata::{full, minimal, validated};
 
     #[test]
     fn off_by_default() {
         let cr = minimal();
-        assert!(render(&input(&cr, None)).is_none());
+        assert!(render(&validated(&cr, None)).is_none());
     }
 
     #[test]
     fn scrapes_the_services_http_port() {
         let cr = full();
-        let monitor = render(&input(&cr, None)).expect("enabled in the full CR");
+        let monitor = render(&validated(&cr, None)).expect("enabled in the full CR");
         let labels = monitor.metadata.labels.expect("labels");
         assert_eq!(labels["release"], "kube-prometheus-stack");
         assert_eq!(labels[MANAGED_BY_LABEL], "claude-middleware-operator");
@@ -104,7 +102,7 @@ mod tests {
             .service_monitor
             .labels
             .insert(MANAGED_BY_LABEL.into(), "someone-else".into());
-        let monitor = render(&input(&cr, None)).expect("enabled");
+        let monitor = render(&validated(&cr, None)).expect("enabled");
         assert_eq!(
             monitor.metadata.labels.expect("labels")[MANAGED_BY_LABEL],
             "claude-middleware-operator"

@@ -1,7 +1,8 @@
 //! The minimal and full CRs of the golden tests (operator/tests/golden/*.cr.yaml).
 
 use crate::crd::ClaudeMiddleware;
-use crate::render::RenderInput;
+use crate::reconcile::dereference::Dereferenced;
+use crate::reconcile::validate::{ValidatedMiddleware, validate};
 
 pub const MINIMAL_CR: &str = include_str!("../../tests/golden/minimal.cr.yaml");
 pub const FULL_CR: &str = include_str!("../../tests/golden/full.cr.yaml");
@@ -22,6 +23,10 @@ pub fn full() -> ClaudeMiddleware {
     parse(FULL_CR)
 }
 
-pub fn input(cr: &ClaudeMiddleware, hash: Option<String>) -> RenderInput<'_> {
-    RenderInput::new(cr, TEST_IMAGE, hash).expect("fixture CR validates")
+/// The fixture as the renderers see it, with `hash` as the Redis password's.
+pub fn validated(cr: &ClaudeMiddleware, hash: Option<String>) -> ValidatedMiddleware {
+    let dereferenced = Dereferenced {
+        redis_password_hash: hash,
+    };
+    validate(cr, TEST_IMAGE, dereferenced).expect("fixture CR validates")
 }
