@@ -8,7 +8,7 @@
 #   bench/cost.sh [REQUESTS]     (default 2000; make bench runs it after the HTTP figures)
 #
 # Prints one JSON line: {"instructions_per_request":…, "allocations_per_request":…,
-# "allocated_bytes_per_request":…, "requests":…} and writes it to $OUT/cost.json.
+# "requests":…} and writes it to $OUT/cost.json.
 # Needs target/release (or $BIN), valgrind and heaptrack (Debian packages).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,29 +21,29 @@ CONNECTIONS=4
 WORK=$(mktemp -d /tmp/cmw-bench-cost.XXXXXX)
 trap 'bench_cleanup; rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
-for tool in valgrind callgrind_control heaptrack heaptrack_print wrk; do
-  command -v "$tool" >/dev/null || die "$tool is needed (Debian: apt-get install valgrind heaptrack wrk)"
+for tool in valgrind callgrind_control heaptrack heaptrack_print python3 jq; do
+  command -v "$tool" >/dev/null || die "$tool is needed (Debian: apt-get install valgrind heaptrack jq)"
 done
 
 redis=$(free_port); start_redis "$redis" "$WORK"
 standin=$(free_port); start_standin "$standin"
 
-# drive PORT COUNT: exactly COUNT responses (one wrk thread stops itself), prints how many.
+# drive PORT COUNT: exactly COUNT requests, prints {"requests":…,"non_200":…}.
 drive() {
-  COUNT=$2 "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d600s --timeout 30s \
-    -s "$ROOT/bench/count.lua" "http://127.0.0.1:$1/v1/messages" | grep '^{' | tail -1
+  "${PIN_LOAD[@]}" python3 "$ROOT/bench/count.py" "$1" "$2" "$CONNECTIONS"
 }
 requests_of() { jq -r .requests <<<"$1"; }
 
-# Instructions: callgrind collects only between the warm-up and the dump.
-PROXY_WRAP=(valgrind --tool=callgrind --collect-atstart=no
+# Instructions: callgrind instruments only between the warm-up and the dump.
+PROXY_WRAP=(valgrind --tool=callgrind --instr-atstart=no
   --callgrind-out-file="$WORK/callgrind.out")
 proxy=$(free_port); start_proxy "$proxy" "$redis" "$standin"
 drive "$proxy" "$WARMUP" >/dev/null
 callgrind_control -i on "$PROXY_PID" >/dev/null
 measured=$(drive "$proxy" "$REQUESTS")
 callgrind_control -d "$PROXY_PID" >/dev/null
-instructions=$(grep -h '^totals:' "$WORK"/callgrind.out* | awk '{ s += $2 } END { print s }')
+# The dump on request is callgrind.out.1; the one at exit (shutdown) is not counted.
+instructions=$(awk '/^totals:/ { print $2 }' "$WORK/callgrind.out.1")
 sent=$(requests_of "$measured")
 stop_pid "$PROXY_PID"
 
@@ -63,18 +63,12 @@ heap_run() { # NAME EXTRA_REQUESTS
 heap_run base 0
 heap_run load "$REQUESTS"
 calls() { sed -n 's/^calls to allocation functions: \([0-9]*\).*/\1/p' "$WORK/heap-$1.txt"; }
-bytes() { sed -n 's/^bytes allocated in total.*: \([0-9.]*\)\(.*\)$/\1 \2/p' "$WORK/heap-$1.txt"; }
 heap_sent=$(requests_of "$(cat "$WORK/heap-load.requests")")
-to_bytes() { awk '{ v = $1; u = $2; m = 1;
-  if (u ~ /^K/) m = 1000; else if (u ~ /^M/) m = 1000000; else if (u ~ /^G/) m = 1000000000;
-  printf "%.0f", v * m }'; }
 
 jq -n --argjson instructions "$instructions" --argjson sent "$sent" \
   --argjson calls_load "$(calls load)" --argjson calls_base "$(calls base)" \
-  --argjson bytes_load "$(bytes load | to_bytes)" --argjson bytes_base "$(bytes base | to_bytes)" \
   --argjson heap_sent "$heap_sent" '{
     requests: $sent,
     instructions_per_request: ($instructions / $sent | round),
-    allocations_per_request: (($calls_load - $calls_base) / $heap_sent * 10 | round / 10),
-    allocated_bytes_per_request: (($bytes_load - $bytes_base) / $heap_sent | round)
+    allocations_per_request: (($calls_load - $calls_base) / $heap_sent * 10 | round / 10)
   }' | tee "$OUT/cost.json"

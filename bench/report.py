@@ -146,6 +146,10 @@ def summarise(raw_dir):
             "errors": {p: sum(v["runs"]) for p, v in per_path(runs, "large", wrk_errors).items()},
         }
 
+    cost = load_one(raw_dir, "cost.json")
+    if cost:
+        figures["cost"] = cost
+
     operator = []
     for file in sorted(glob.glob(os.path.join(raw_dir, "operator-*.json"))):
         with open(file) as f:
@@ -309,6 +313,15 @@ def markdown(result):
                 lines.append(
                     f"| {p} | {fmt(b['rps'][p]['median'], digits=1)} | {fmt(b['mib_s'][p]['median'])} | "
                     f"{fmt(b['p99_us'][p]['median'] / 1000, digits=1)} | {b['errors'].get(p, 0)} |")
+
+    if "cost" in f:
+        c = f["cost"]
+        lines += ["", "## 6. Cost per request, independent of the machine's load (bench/cost.sh)", "",
+                  "| figure | proxy |", "|---|--:|",
+                  f"| CPU instructions per small JSON request (callgrind) | {fmt(c['instructions_per_request'])} |",
+                  f"| heap allocations per small JSON request (heaptrack) | {fmt(c['allocations_per_request'], digits=1)} |",
+                  "", f"Over {c['requests']} requests after a 200-request warm-up, 4 connections. Compare "
+                  "these between two trees: they do not move with what else runs on the machine."]
 
     if "operator" in f:
         lines += ["", "## Operator at scale (local kube-apiserver + etcd + controller-manager)", "",

@@ -33,7 +33,8 @@ done
 
 install_tools() {
   local missing=() tool
-  for tool in nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-tools jq:jq bc:bc; do
+  for tool in nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-tools jq:jq bc:bc \
+    valgrind:valgrind heaptrack:heaptrack; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -82,8 +83,8 @@ machine_json "bench/run.sh $*" "$settings" >"$RAW/machine.json"
 
 started=$SECONDS
 case $only in
-  all) bench/http.sh; bench/operator.sh ;;
-  http) bench/http.sh ;;
+  all) bench/http.sh; OUT=$RAW bench/cost.sh; bench/operator.sh ;;
+  http) bench/http.sh; OUT=$RAW bench/cost.sh ;;
   operator) bench/operator.sh ;;
   *) die "--only takes http or operator" ;;
 esac

@@ -50,14 +50,15 @@ def cargo_metadata():
 
 
 def proxy_env_vars():
-    """Every variable the proxy reads: the `env = "NAME"` of its clap config."""
-    names = set()
-    for dirpath, _, files in os.walk("proxy/src"):
-        for f in files:
-            if f.endswith(".rs"):
-                with open(os.path.join(dirpath, f)) as fh:
-                    names |= set(re.findall(r'env\s*=\s*"([A-Z][A-Z0-9_]*)"', fh.read()))
-    return names
+    """Every variable the proxy reads: the settings of the contract crate."""
+    with open("contract/src/settings.rs") as fh:
+        return set(re.findall(r'^\s+([A-Z][A-Z0-9_]*): [^=]+ = ', fh.read(), re.M))
+
+
+def proxy_default_port():
+    with open("contract/src/settings.rs") as fh:
+        m = re.search(r'^\s+PORT: u16 = (\d+);', fh.read(), re.M)
+    return int(m.group(1)) if m else None
 
 
 def dockerignore_allows(path):
@@ -211,9 +212,10 @@ def check_workflow():
 def main():
     packages = cargo_metadata()
     known = proxy_env_vars()
-    check_dockerfile("Dockerfile.proxy", "claude-middleware", "claude-middleware",
-                     int(default_of("PORT", "proxy/src/config/mod.rs") or 8080) if os.path.exists("proxy/src/config/mod.rs") else 8080,
-                     packages)
+    port = proxy_default_port()
+    check(port is not None, f"the proxy's default PORT is read from contract/src/settings.rs ({port})")
+    check(len(known) > 20, f"the proxy's variables are read from contract/src/settings.rs ({len(known)})")
+    check_dockerfile("Dockerfile.proxy", "claude-middleware", "claude-middleware", port or 8080, packages)
     metrics = default_of("METRICS_ADDR", "operator/src/main.rs") or ":8081"
     check_dockerfile("Dockerfile.operator", "claude-middleware-operator", "claude-middleware-operator",
                      int(metrics.rsplit(":", 1)[1]), packages)

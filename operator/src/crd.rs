@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use cmw_contract::{DURATION_PATTERN, settings};
 use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
@@ -176,7 +177,7 @@ pub struct RedisSpec {
 }
 
 fn default_redis_port() -> i32 {
-    6379
+    i32::from(settings::REDIS_PORT.default)
 }
 
 /// A key of a Secret in the CR's namespace.
@@ -205,7 +206,7 @@ pub struct AuthSpec {
 }
 
 fn default_prefix() -> String {
-    "cr_".into()
+    settings::MIDDLEWARE_API_KEY_PREFIX.default.into()
 }
 
 impl Default for AuthSpec {
@@ -228,24 +229,24 @@ pub struct ProxySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub account_refresh_interval: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub cooldown_rate_limit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub cooldown_auth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub cooldown_server_error: Option<String>,
     /// After a 529 / overloaded_error with no retry-after (proxy default 15s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub cooldown_overloaded: Option<String>,
     /// `0` turns stickiness off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub sticky_session_ttl: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024, max = 1073741824))]
@@ -261,7 +262,7 @@ pub struct ProxySpec {
     pub health_key_prefix: Option<String>,
     /// How long in-flight streams may finish after SIGTERM (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(s|m|h)?$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub drain_timeout: Option<String>,
 }
 

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::app::App;
-use crate::auth::{KeySet, parse_key_list};
+use crate::auth::{Authenticator, KeySet, parse_key_list};
 
 /// How often the file is checked; a removed key is refused within this.
 pub const RELOAD_PERIOD: Duration = Duration::from_secs(1);
@@ -25,10 +24,12 @@ pub fn read_keys_file(path: &Path) -> std::io::Result<String> {
     std::fs::read_to_string(path)
 }
 
-/// Watches the file until shutdown. A file that cannot be read keeps the
-/// previous keys (a Secret update is never a moment of open access).
+/// Watches the file until shutdown, giving `auth` the inline keys plus the
+/// file's. A file that cannot be read keeps the previous keys (a Secret update
+/// is never a moment of open access).
 pub async fn watch_keys_file(
-    app: Arc<App>,
+    auth: Arc<Authenticator>,
+    inline_keys: Vec<String>,
     path: PathBuf,
     mut last_text: String,
     mut shutdown: watch::Receiver<bool>,
@@ -47,9 +48,9 @@ pub async fn watch_keys_file(
             Ok(Ok(text)) => {
                 failing = false;
                 if text != last_text {
-                    let keys = combined_keys(&app.config.auth.inline_keys, Some(&text));
+                    let keys = combined_keys(&inline_keys, Some(&text));
                     tracing::info!(keys = keys.len(), path = %path.display(), "client API keys reloaded");
-                    app.auth.replace_keys(keys);
+                    auth.replace_keys(keys);
                     last_text = text;
                 }
             }

@@ -3,24 +3,26 @@
 //! when one is rate limited or broken, checks client keys, and streams answers
 //! back without buffering.
 //!
-//! Request path: [`app::route`] → [`auth`] → [`forward`] (pick an account via
-//! [`routing`] from the [`accounts`] pool, rewrite headers, send, classify the
-//! outcome, retry or stream back). Pure logic (configuration, selection,
-//! classification, header rewriting) is unit-tested without I/O.
+//! Request path: [`routes::route`] → [`auth`] → [`forward`] (pick an account
+//! via [`selection`] from the [`accounts`] pool, rewrite headers, send,
+//! classify the outcome, retry or stream back as a [`response`]). Pure logic
+//! (configuration, selection, classification, header rewriting) is unit-tested
+//! without I/O.
 
 pub mod accounts;
-pub mod app;
 pub mod auth;
 pub mod config;
-pub mod errors;
 pub mod forward;
 pub mod keys_file;
 pub mod logging;
 pub mod metrics;
 pub mod refresh;
-pub mod routing;
+pub mod response;
+pub mod routes;
 pub mod run;
+pub mod selection;
 pub mod server;
 pub mod sessions;
-pub mod shared;
+pub mod shared_health;
+pub mod state;
 pub mod usage;

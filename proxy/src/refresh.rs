@@ -10,34 +10,62 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use crate::accounts::{Pool, connect, load_accounts, now_ms};
-use crate::app::App;
+use crate::metrics::Metrics;
+use crate::selection::Selector;
+use crate::shared_health::SharedHealth;
 
 /// Redis must answer within this; a slow Redis is a failed refresh, not a stall.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 /// Retry period while no pool has been loaded yet.
 const FIRST_LOAD_RETRY: Duration = Duration::from_millis(500);
 
-pub async fn run_refresher(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let pool = &app.pool;
-    let interval = app.config.account_refresh_interval;
-    let mut conn: Option<ConnectionManager> = None;
-    loop {
-        if refresh_once(pool, &app.config.redis.url, &mut conn).await {
-            if let Some(conn) = &conn {
-                app.shared.set_connection(conn);
+/// What the refresher reads from and keeps current.
+pub struct Refresher {
+    pub pool: Arc<Pool>,
+    pub selector: Arc<Selector>,
+    pub shared_health: Arc<SharedHealth>,
+    pub metrics: Arc<Metrics>,
+    pub redis_url: String,
+    pub interval: Duration,
+}
+
+impl Refresher {
+    /// Refreshes every interval until shutdown.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut conn: Option<ConnectionManager> = None;
+        loop {
+            if refresh_once(&self.pool, &self.redis_url, &mut conn).await {
+                if let Some(conn) = &conn {
+                    self.shared_health.set_connection(conn);
+                }
+                self.sync_shared_cooldowns().await;
+            } else {
+                self.metrics.redis_errors.inc();
             }
-            sync_shared_cooldowns(&app).await;
-        } else {
-            app.metrics.redis_errors.inc();
+            let wait = if self.pool.snapshot().is_none() {
+                self.interval.min(FIRST_LOAD_RETRY)
+            } else {
+                self.interval
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
         }
-        let wait = if pool.snapshot().is_none() {
-            interval.min(FIRST_LOAD_RETRY)
-        } else {
-            interval
+    }
+
+    async fn sync_shared_cooldowns(&self) {
+        if !self.shared_health.enabled() {
+            return;
+        }
+        let Some(pool) = self.pool.snapshot() else {
+            return;
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+        let ids: Vec<Arc<str>> = pool.accounts.iter().map(|a| a.id.clone()).collect();
+        for (id, cooldown) in self.shared_health.load_cooldowns(&ids).await {
+            if cooldown.is_some() {
+                self.selector.apply_shared(id, cooldown);
+            }
         }
     }
 }
@@ -84,19 +112,4 @@ fn fail(pool: &Pool, error: String) -> bool {
     }
     pool.record_failure(error);
     false
-}
-
-async fn sync_shared_cooldowns(app: &App) {
-    if !app.shared.enabled() {
-        return;
-    }
-    let Some(pool) = app.pool.snapshot() else {
-        return;
-    };
-    let ids: Vec<Arc<str>> = pool.accounts.iter().map(|a| a.id.clone()).collect();
-    for (id, cooldown) in app.shared.load_cooldowns(&ids).await {
-        if cooldown.is_some() {
-            app.router.apply_shared(id, cooldown);
-        }
-    }
 }

@@ -3,15 +3,16 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use cmw_contract::settings::MIDDLEWARE_API_KEYS_FILE;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::App;
 use crate::config::{Config, ConfigError};
 use crate::keys_file::{combined_keys, read_keys_file, watch_keys_file};
-use crate::refresh::run_refresher;
+use crate::refresh::Refresher;
 use crate::server::serve;
-use crate::shared::run_subscriber;
+use crate::shared_health::run_subscriber;
+use crate::state::App;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -25,17 +26,11 @@ pub enum StartError {
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let keys_file_text = match &config.auth.keys_file {
-        Some(path) => Some(read_keys_file(path).map_err(|e| ConfigError {
-            variable: "MIDDLEWARE_API_KEYS_FILE",
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?),
-        None => None,
-    };
+    let keys_file_text = read_keys_at_start(&config)?;
     let keys = combined_keys(&config.auth.inline_keys, keys_file_text.as_deref());
     if config.auth.enabled && keys.is_empty() {
         return Err(ConfigError {
-            variable: "MIDDLEWARE_API_KEYS_FILE",
+            variable: MIDDLEWARE_API_KEYS_FILE.env,
             reason: "MIDDLEWARE_AUTH_ENABLED is true but the keys file holds no key".to_string(),
         }
         .into());
@@ -60,20 +55,54 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
 
     let (stop_tasks, tasks_stopped) = watch::channel(false);
-    tokio::spawn(run_refresher(app.clone(), tasks_stopped.clone()));
-    tokio::spawn(run_subscriber(
-        app.shared.clone(),
-        app.router.clone(),
-        app.config.redis.url.clone(),
-        tasks_stopped.clone(),
-    ));
-    if let (Some(path), Some(text)) = (app.config.auth.keys_file.clone(), keys_file_text) {
-        tokio::spawn(watch_keys_file(app.clone(), path, text, tasks_stopped));
-    }
-
+    spawn_background_tasks(&app, keys_file_text, &tasks_stopped);
     serve(app, listener, shutdown_signal()).await;
     let _ = stop_tasks.send(true);
     Ok(())
+}
+
+/// The keys file's text, read once before listening: an unreadable file stops start-up.
+fn read_keys_at_start(config: &Config) -> Result<Option<String>, ConfigError> {
+    let Some(path) = &config.auth.keys_file else {
+        return Ok(None);
+    };
+    read_keys_file(path).map(Some).map_err(|e| ConfigError {
+        variable: MIDDLEWARE_API_KEYS_FILE.env,
+        reason: format!("cannot read {}: {e}", path.display()),
+    })
+}
+
+/// The pool refresher, the shared-health subscriber and the keys-file
+/// watcher, each given what it uses, until `stopped` changes.
+fn spawn_background_tasks(
+    app: &App,
+    keys_file_text: Option<String>,
+    stopped: &watch::Receiver<bool>,
+) {
+    let refresher = Refresher {
+        pool: app.pool.clone(),
+        selector: app.selector.clone(),
+        shared_health: app.shared_health.clone(),
+        metrics: app.metrics.clone(),
+        redis_url: app.config.redis.url.clone(),
+        interval: app.config.account_refresh_interval,
+    };
+    tokio::spawn(refresher.run(stopped.clone()));
+    tokio::spawn(run_subscriber(
+        app.shared_health.clone(),
+        app.selector.clone(),
+        app.config.redis.url.clone(),
+        stopped.clone(),
+    ));
+    if let (Some(path), Some(text)) = (app.config.auth.keys_file.clone(), keys_file_text) {
+        tokio::spawn(watch_keys_file(
+            app.auth.clone(),
+            app.config.auth.inline_keys.clone(),
+            path,
+            text,
+            stopped.clone(),
+        ));
+    }
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (a terminal).

@@ -11,7 +11,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::app::{App, handle};
+use crate::routes::handle;
+use crate::state::App;
 
 /// Slow clients get this long to send their request head (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);

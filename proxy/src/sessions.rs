@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use serde::Deserialize;
 
-use crate::shared::SharedHealth;
+use crate::shared_health::SharedHealth;
 
 pub const SESSION_HEADER: &str = "x-claude-code-session-id";
 /// Longer ids are not sessions we can trust to key on.

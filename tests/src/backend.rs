@@ -1,9 +1,8 @@
 //! The stand-in claude-relay-service backend.
 //!
 //! A real HTTP server on 127.0.0.1 (hyper, HTTP/1.1 and h2c) that answers every path under
-//! the six proxied prefixes (`/v1/`, `/api/v1/`, `/claude/v1/`, `/gemini/`,
-//! `/openai/claude/v1/`, `/openai/gemini/v1/`) with the Anthropic Messages API shapes:
-//! a `message` JSON object, or an SSE stream when the body has `"stream": true`
+//! the proxied prefixes ([`PROXIED_PREFIXES`], the contract's list) with the Anthropic
+//! Messages API shapes: a `message` JSON object, or an SSE stream when the body has `"stream": true`
 //! (`message_start`, `content_block_start`, N × `content_block_delta`, `content_block_stop`,
 //! `message_delta`, `message_stop`). The text says `served by account <x-api-key>` and the
 //! response carries `x-stand-in-account: <x-api-key>` (`none` when the request had none).
@@ -44,7 +43,7 @@ mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -57,6 +56,7 @@ pub use record::{MAX_RECORDS, SeenRequest};
 pub use respond::{PROXIED_PREFIXES, RELAY_IP_LIMIT_BLOCK_SECS};
 pub use script::{Behaviour, Times};
 
+use crate::poll::poll;
 use respond::Shared;
 
 /// How a [`Backend`] runs.
@@ -214,16 +214,12 @@ impl Backend {
 
     /// Waits until `done` holds for the recorded requests or `timeout` passes; whether it held.
     pub async fn wait_for(&self, timeout: Duration, done: impl Fn(&[SeenRequest]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if done(&self.requests()) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let every = Duration::from_millis(10);
+        poll(timeout, every, async || {
+            done(&self.requests()).then_some(())
+        })
+        .await
+        .is_some()
     }
 
     /// Waits until at least `n` requests were recorded (or `timeout`); returns them all.

@@ -4,6 +4,7 @@
 //! - [`backend`]: the stand-in claude-relay-service backend, scriptable per account.
 //! - [`proxy`]: the real `claude-middleware` binary as a child process.
 //! - [`prometheus`]: a private `prometheus` scraping them, for the alerts and the dashboard.
+//! - [`poll`]: waiting for a condition instead of sleeping.
 //! - [`controlplane`]: the local kube-apiserver/etcd/controller-manager, one per test run.
 //! - [`third_party_crds`]: the Gateway API and Prometheus Operator CRDs, from their Go modules.
 
@@ -12,6 +13,7 @@ pub mod client;
 pub mod controlplane;
 pub mod fixture_accounts;
 pub mod metrics;
+pub mod poll;
 pub mod ports;
 pub mod prometheus;
 pub mod proxy;

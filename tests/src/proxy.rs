@@ -16,8 +16,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::poll::{EVERY, poll_blocking};
 use crate::ports::free_port;
 
 /// How long [`ProxyProcess::start`] waits for `/health`.
@@ -106,26 +107,24 @@ impl ProxyProcess {
 
     /// Waits until `GET /health` answers 200; panics with the logs on exit or timeout.
     pub fn wait_healthy(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let healthy = poll_blocking(timeout, Duration::from_millis(25), || {
             if http_status(self.port, "/health") == Some(200) {
-                return;
+                return Some(true);
             }
-            if !self.is_running() {
-                panic!(
-                    "the proxy exited at start-up ({:?}); logs:\n{}",
-                    self.exit,
-                    self.logs()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "the proxy on port {} did not answer GET /health with 200 within {timeout:?}; logs:\n{}",
-                    self.port,
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
+            (!self.is_running()).then_some(false)
+        });
+        match healthy {
+            Some(true) => {}
+            Some(false) => panic!(
+                "the proxy exited at start-up ({:?}); logs:\n{}",
+                self.exit,
+                self.logs()
+            ),
+            None => panic!(
+                "the proxy on port {} did not answer GET /health with 200 within {timeout:?}; logs:\n{}",
+                self.port,
+                self.logs()
+            ),
         }
     }
 
@@ -176,16 +175,7 @@ impl ProxyProcess {
 
     /// Waits up to `timeout` for the process to exit; its status, or `None` if it still runs.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if !self.is_running() {
-                return self.exit;
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_blocking(timeout, EVERY, || (!self.is_running()).then_some(self.exit)).flatten()
     }
 
     /// What the process wrote to stdout so far.

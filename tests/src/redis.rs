@@ -11,8 +11,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::poll::{EVERY, poll_blocking};
 use crate::ports::free_port;
 
 /// How long [`RedisServer::start`] waits for `PING` to answer.
@@ -91,19 +92,30 @@ impl RedisServer {
         self.load_file(fixtures_dir().join("relay-accounts.redis"));
     }
 
-    /// Pipes a file of redis commands through `redis-cli -p PORT`; panics on any error reply.
+    /// Pipes a file of redis commands through `redis-cli -p PORT` inside one
+    /// MULTI/EXEC, so a proxy refreshing meanwhile sees all of it or none (a
+    /// half-loaded pool would make "ready" mean less than the test thinks);
+    /// panics on any error reply.
     pub fn load_file(&self, path: impl Into<PathBuf>) {
         let path = path.into();
-        let input = std::fs::File::open(&path)
+        let commands = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("open redis fixture {}: {e}", path.display()));
-        let out = Command::new("redis-cli")
+        let mut child = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdin(input)
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run redis-cli (is redis-tools installed?)");
+        let mut stdin = child.stdin.take().expect("redis-cli stdin");
+        stdin
+            .write_all(format!("MULTI\n{}\nEXEC\n", commands.trim_end()).as_bytes())
+            .expect("write to redis-cli");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait for redis-cli");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            out.status.success() && !stdout.contains("ERR"),
+            out.status.success() && !stdout.contains("ERR") && !stdout.contains("EXECABORT"),
             "loading {} failed: {}\n{stdout}\n{}",
             path.display(),
             out.status,
@@ -203,26 +215,24 @@ impl RedisServer {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        let up = poll_blocking(START_TIMEOUT, EVERY, || {
             if ping(self.port) {
-                return;
+                return Some(true);
             }
-            if !self.is_running() {
-                panic!(
-                    "redis-server on port {} exited at start:\n{}",
-                    self.port,
-                    self.log()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}:\n{}",
-                    self.port,
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            (!self.is_running()).then_some(false)
+        });
+        match up {
+            Some(true) => {}
+            Some(false) => panic!(
+                "redis-server on port {} exited at start:\n{}",
+                self.port,
+                self.log()
+            ),
+            None => panic!(
+                "redis-server on port {} did not answer PING within {START_TIMEOUT:?}:\n{}",
+                self.port,
+                self.log()
+            ),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! A proxy under test with its real parts, and small helpers for asserting
 //! what a client sees.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::client::http;
 use crate::fixture_accounts::name_of;
+use crate::poll::poll;
+pub use crate::poll::wait_until;
 use crate::proxy::ProxyProcess;
 use crate::redis::RedisServer;
 
@@ -85,27 +87,17 @@ pub async fn get_json(url: &str) -> (u16, Value) {
 
 /// Waits up to 20 s for `/ready` to say `ready`.
 pub async fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = get_json(&format!("{base}/ready")).await;
-        if status == 200 && body["status"] == "ready" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "proxy not ready: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls `check` every 100 ms; panics naming `what` after `timeout`.
-pub async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut last = (0, Value::Null);
+    let ready = poll(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        async || {
+            last = get_json(&format!("{base}/ready")).await;
+            (last.0 == 200 && last.1["status"] == "ready").then_some(())
+        },
+    )
+    .await;
+    assert!(ready.is_some(), "proxy not ready: {} {}", last.0, last.1);
 }
 
 /// The status and the fixture name of the account that served (from the

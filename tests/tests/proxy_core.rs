@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use cmw_contract::PROXIED_PREFIXES;
 use cmw_tests::backend::{Backend, Behaviour, Options, Times};
 use cmw_tests::client::{http, post_messages, read_timed, sse_events};
 use cmw_tests::fixture_accounts::{A1, A2, A3, A7, SCHEDULABLE_IN_ORDER, UNSCHEDULABLE, name_of};
+use cmw_tests::poll::{EVERY, poll};
 use cmw_tests::ports::free_port;
 use cmw_tests::proxy::ProxyProcess;
 use cmw_tests::redis::RedisServer;
@@ -64,15 +66,7 @@ async fn health_ready_and_unknown_routes() {
 async fn all_six_prefixes_and_methods_are_proxied() {
     let stack = Stack::start(&[]).await;
     let client = http();
-    let prefixes = [
-        "/v1/",
-        "/api/v1/",
-        "/claude/v1/",
-        "/gemini/",
-        "/openai/claude/v1/",
-        "/openai/gemini/v1/",
-    ];
-    for prefix in prefixes {
+    for prefix in PROXIED_PREFIXES {
         for method in [
             reqwest::Method::GET,
             reqwest::Method::POST,
@@ -89,8 +83,11 @@ async fn all_six_prefixes_and_methods_are_proxied() {
         }
     }
     let seen = stack.backend.requests();
-    assert_eq!(seen.len(), 18);
-    for (request, prefix) in seen.iter().zip(prefixes.iter().flat_map(|p| [p; 3])) {
+    assert_eq!(seen.len(), PROXIED_PREFIXES.len() * 3);
+    for (request, prefix) in seen
+        .iter()
+        .zip(PROXIED_PREFIXES.iter().flat_map(|p| [p; 3]))
+    {
         // `/v1/` is mapped onto the relay's `/api/v1/` (TARGET_V1_PATH).
         let on_relay = if *prefix == "/v1/" {
             "/api/v1/"
@@ -138,7 +135,16 @@ async fn account_choice_order_on_the_fixture() {
             name_of(id)
         );
     }
-    assert_eq!(SCHEDULABLE_IN_ORDER[0], A3);
+    // What the backend saw follows the fixture's order of preference: the
+    // best account (its 429), then the others in turn.
+    let [best, rest @ ..] = SCHEDULABLE_IN_ORDER;
+    let expected: Vec<&str> = [best]
+        .into_iter()
+        .chain(rest)
+        .chain(rest)
+        .map(name_of)
+        .collect();
+    assert_eq!(stack.accounts_seen(), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,9 +406,10 @@ async fn oversized_bodies_get_413() {
         stack.backend.requests().is_empty(),
         "nothing reached the backend"
     );
-    // Just under the limit passes.
+    // Just under the limit passes. A new client: the connection the 413 cut
+    // short of its body may be closing, and a pooled reuse would race it.
     let small = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(1500)}]});
-    let response = client
+    let response = http()
         .post(format!("{}/v1/messages", stack.url()))
         .json(&small)
         .send()
@@ -569,10 +576,28 @@ async fn index_missing_falls_back_to_scan() {
     stack
         .redis
         .cli(&["SET", "claude:account:stray", "not a hash"]);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (status, body) = get_json(&format!("{}/ready", stack.url())).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["accounts"], 4, "{body}");
+    // An account that only a SCAN can find: a fifth schedulable one. Until a
+    // refresh through the fallback succeeds, the proxy keeps its last pool of
+    // four (and a failed refresh would still answer 200 "degraded").
+    let only_scan_finds = "9dbf1b07-e4a0-4c8d-f5ab-2b3c4d5e6f99";
+    let copied = stack.redis.cli(&[
+        "COPY",
+        &format!("claude:account:{A1}"),
+        &format!("claude:account:{only_scan_finds}"),
+    ]);
+    assert_eq!(copied.trim(), "1", "COPY: {copied}");
+    let mut last = (0, Value::Null);
+    let fresh = poll(Duration::from_secs(10), EVERY, async || {
+        last = get_json(&format!("{}/ready", stack.url())).await;
+        (last.0 == 200 && last.1["status"] == "ready" && last.1["accounts"] == 5).then_some(())
+    })
+    .await;
+    assert!(
+        fresh.is_some(),
+        "no fresh pool read through SCAN: {} {}",
+        last.0,
+        last.1
+    );
     let (_, account) = served_by(post_messages(&stack.url(), false, &[]).await).await;
     assert_eq!(account, "a3");
 }
@@ -702,13 +727,20 @@ async fn gin_mode_production_starts_and_json_logs_hold_no_secrets() {
         &[("x-api-key", "cr_wrong_key_0000001")],
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let request_lines = |logs: &str| -> Vec<Value> {
+        logs.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["message"] == "request")
+            .collect()
+    };
+    // A line is written when its response has ended, which may follow the
+    // client's read by a moment.
+    wait_until("both request lines", Duration::from_secs(5), async || {
+        request_lines(&stack.proxy.logs()).len() >= 2
+    })
+    .await;
     let logs = stack.proxy.logs();
-    let request_lines: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["message"] == "request")
-        .collect();
+    let request_lines = request_lines(&logs);
     assert_eq!(request_lines.len(), 2, "one JSON line per request: {logs}");
     assert_eq!(request_lines[0]["status"], 200);
     assert_eq!(request_lines[0]["account"], &A3[..8]);

@@ -8,6 +8,7 @@
 //! schema cannot say (a port number out of range inside a URL string, a
 //! duration that overflows) and for the metadata the API server fills in.
 
+use cmw_contract::settings::DRAIN_TIMEOUT;
 use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
@@ -22,8 +23,8 @@ use crate::crd::{
 };
 
 /// The proxy's drain when the CR sets none (the proxy's `DRAIN_TIMEOUT`
-/// default, proxy/src/config).
-pub const DEFAULT_DRAIN_SECONDS: i64 = 30;
+/// default, from the contract).
+pub const DEFAULT_DRAIN_SECONDS: i64 = DRAIN_TIMEOUT.default.get().as_secs() as i64;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum InvalidSpec {
@@ -206,15 +207,10 @@ fn duration_seconds(field: &'static str, raw: &str) -> Result<i64, InvalidSpec> 
     })
 }
 
-/// `30s`, `5m`, `1h` or plain seconds (the proxy's duration syntax).
+/// A duration in whole seconds, read with the proxy's own parser.
 pub fn parse_duration_seconds(raw: &str) -> Option<i64> {
-    let (digits, unit) = match raw.char_indices().last()? {
-        (i, 's') => (&raw[..i], 1),
-        (i, 'm') => (&raw[..i], 60),
-        (i, 'h') => (&raw[..i], 3600),
-        _ => (raw, 1),
-    };
-    digits.parse::<i64>().ok()?.checked_mul(unit)
+    let duration = cmw_contract::parse_duration(raw).ok()?;
+    i64::try_from(duration.as_secs()).ok()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use cmw_contract::settings::MAX_BODY_BYTES;
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
@@ -13,8 +14,8 @@ use super::labels::child_meta;
 use crate::reconcile::validate::ValidatedMiddleware;
 
 pub const REWRITE_TARGET: &str = "nginx.ingress.kubernetes.io/rewrite-target";
-/// The proxy's `MAX_BODY_BYTES` default (proxy/src/config).
-pub const DEFAULT_MAX_BODY_BYTES: i64 = 33_554_432;
+/// The proxy's `MAX_BODY_BYTES` default, from the contract.
+pub const DEFAULT_MAX_BODY_BYTES: i64 = MAX_BODY_BYTES.default as i64;
 
 pub fn render(v: &ValidatedMiddleware) -> Option<Ingress> {
     let ing = v.ingress.as_ref()?;

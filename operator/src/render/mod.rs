@@ -28,9 +28,9 @@ use crate::reconcile::validate::ValidatedMiddleware;
 use http_route::HTTPRoute;
 use service_monitor::ServiceMonitor;
 
-/// The proxy's container port (its `PORT`, default 8080, proxy/src/config),
+/// The proxy's container port (its `PORT` default, from the contract),
 /// named `http`.
-pub const CONTAINER_PORT: i32 = 8080;
+pub const CONTAINER_PORT: i32 = cmw_contract::settings::PORT.default as i32;
 pub const PORT_NAME: &str = "http";
 
 /// Everything one CR wants to exist. `None` means "must not exist". A new kind

@@ -3,88 +3,67 @@
 //! [`super::Config::from_raw`] can name the variable in every error.
 
 use clap::Parser;
+use cmw_contract::settings::*;
 
 /// claude-middleware: a streaming proxy that spreads Anthropic API calls over
 /// the healthy accounts of a claude-relay-service backend.
 #[derive(Debug, Default, Clone, Parser)]
 #[command(name = "claude-middleware", version, about, long_about = None)]
 pub struct RawSettings {
-    /// Listen port for traffic, /health, /ready and /metrics [default: 8080]
-    #[arg(long, env = "PORT")]
+    #[arg(long, env = PORT.env, help = PORT.help("Listen port for traffic, /health, /ready and /metrics"))]
     pub port: Option<String>,
-    /// debug, release or production (compatibility with the Go middleware; sets the log level) [default: debug]
-    #[arg(long, env = "GIN_MODE")]
+    #[arg(long, env = GIN_MODE.env, help = GIN_MODE.help("debug, release or production (compatibility with the Go middleware; sets the log level)"))]
     pub gin_mode: Option<String>,
-    /// Redis host of the relay [default: localhost]
-    #[arg(long, env = "REDIS_HOST")]
+    #[arg(long, env = REDIS_HOST.env, help = REDIS_HOST.help("Redis host of the relay"))]
     pub redis_host: Option<String>,
-    /// Redis port [default: 6379]
-    #[arg(long, env = "REDIS_PORT")]
+    #[arg(long, env = REDIS_PORT.env, help = REDIS_PORT.help("Redis port"))]
     pub redis_port: Option<String>,
-    /// Redis password [default: none]
-    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    /// Redis password
+    #[arg(long, env = REDIS_PASSWORD.env, hide_env_values = true)]
     pub redis_password: Option<String>,
-    /// Redis database number [default: 0]
-    #[arg(long, env = "REDIS_DB")]
+    #[arg(long, env = REDIS_DB.env, help = REDIS_DB.help("Redis database number"))]
     pub redis_db: Option<String>,
     /// redis://[:password@]host:port/db or rediss://…; overrides REDIS_HOST/PORT/PASSWORD/DB
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    #[arg(long, env = REDIS_URL.env, hide_env_values = true)]
     pub redis_url: Option<String>,
-    /// The claude-relay-service backend [default: http://localhost:3001]
-    #[arg(long, env = "TARGET_URL")]
+    #[arg(long, env = TARGET_URL.env, help = TARGET_URL.help("The claude-relay-service backend"))]
     pub target_url: Option<String>,
-    /// Idle-read timeout between upstream chunks, in seconds or as 5m [default: 300]
-    #[arg(long, env = "PROXY_TIMEOUT")]
+    #[arg(long, env = PROXY_TIMEOUT.env, help = PROXY_TIMEOUT.help("Idle-read timeout between upstream chunks, in seconds or as 5m"))]
     pub proxy_timeout: Option<String>,
-    /// Require a client API key [default: false]
-    #[arg(long, env = "MIDDLEWARE_AUTH_ENABLED")]
+    #[arg(long, env = MIDDLEWARE_AUTH_ENABLED.env, help = MIDDLEWARE_AUTH_ENABLED.help("Require a client API key"))]
     pub middleware_auth_enabled: Option<String>,
     /// Allowed client keys, comma separated
-    #[arg(long, env = "MIDDLEWARE_API_KEYS", hide_env_values = true)]
+    #[arg(long, env = MIDDLEWARE_API_KEYS.env, hide_env_values = true)]
     pub middleware_api_keys: Option<String>,
     /// File of allowed client keys (one per line or comma separated), re-read when it changes
-    #[arg(long, env = "MIDDLEWARE_API_KEYS_FILE")]
+    #[arg(long, env = MIDDLEWARE_API_KEYS_FILE.env)]
     pub middleware_api_keys_file: Option<String>,
-    /// Required client key prefix [default: cr_]
-    #[arg(long, env = "MIDDLEWARE_API_KEY_PREFIX")]
+    #[arg(long, env = MIDDLEWARE_API_KEY_PREFIX.env, help = MIDDLEWARE_API_KEY_PREFIX.help("Required client key prefix"))]
     pub middleware_api_key_prefix: Option<String>,
-    /// text or json [default: text]
-    #[arg(long, env = "LOG_FORMAT")]
+    #[arg(long, env = LOG_FORMAT.env, help = LOG_FORMAT.help("text or json"))]
     pub log_format: Option<String>,
-    /// How often the account pool is re-read from Redis [default: 30s]
-    #[arg(long, env = "ACCOUNT_REFRESH_INTERVAL")]
+    #[arg(long, env = ACCOUNT_REFRESH_INTERVAL.env, help = ACCOUNT_REFRESH_INTERVAL.help("How often the account pool is re-read from Redis"))]
     pub account_refresh_interval: Option<String>,
-    /// Cooldown after a 429 that carries no reset time [default: 1h]
-    #[arg(long, env = "COOLDOWN_RATE_LIMIT")]
+    #[arg(long, env = COOLDOWN_RATE_LIMIT.env, help = COOLDOWN_RATE_LIMIT.help("Cooldown after a 429 that carries no reset time"))]
     pub cooldown_rate_limit: Option<String>,
-    /// Cooldown after a 401/403 [default: 30m]
-    #[arg(long, env = "COOLDOWN_AUTH")]
+    #[arg(long, env = COOLDOWN_AUTH.env, help = COOLDOWN_AUTH.help("Cooldown after a 401/403"))]
     pub cooldown_auth: Option<String>,
-    /// Cooldown after a 5xx from the account [default: 10m]
-    #[arg(long, env = "COOLDOWN_SERVER_ERROR")]
+    #[arg(long, env = COOLDOWN_SERVER_ERROR.env, help = COOLDOWN_SERVER_ERROR.help("Cooldown after a 5xx from the account"))]
     pub cooldown_server_error: Option<String>,
-    /// Cooldown after a 529 / overloaded_error with no retry-after [default: 15s]
-    #[arg(long, env = "COOLDOWN_OVERLOADED")]
+    #[arg(long, env = COOLDOWN_OVERLOADED.env, help = COOLDOWN_OVERLOADED.help("Cooldown after a 529 / overloaded_error with no retry-after"))]
     pub cooldown_overloaded: Option<String>,
-    /// Session → account affinity, renewed on use; 0 turns stickiness off [default: 1h]
-    #[arg(long, env = "STICKY_SESSION_TTL")]
+    #[arg(long, env = STICKY_SESSION_TTL.env, help = STICKY_SESSION_TTL.help("Session → account affinity, renewed on use; 0 turns stickiness off"))]
     pub sticky_session_ttl: Option<String>,
-    /// Larger request bodies get 413 [default: 33554432]
-    #[arg(long, env = "MAX_BODY_BYTES")]
+    #[arg(long, env = MAX_BODY_BYTES.env, help = MAX_BODY_BYTES.help("Larger request bodies get 413"))]
     pub max_body_bytes: Option<String>,
-    /// Extra attempts on other accounts [default: 2]
-    #[arg(long, env = "RETRY_ATTEMPTS")]
+    #[arg(long, env = RETRY_ATTEMPTS.env, help = RETRY_ATTEMPTS.help("Extra attempts on other accounts"))]
     pub retry_attempts: Option<String>,
-    /// Share cooldowns and stickiness through Redis [default: true]
-    #[arg(long, env = "SHARED_HEALTH")]
+    #[arg(long, env = SHARED_HEALTH.env, help = SHARED_HEALTH.help("Share cooldowns and stickiness through Redis"))]
     pub shared_health: Option<String>,
-    /// Prefix of the proxy's own Redis keys [default: claude-middleware:]
-    #[arg(long, env = "HEALTH_KEY_PREFIX")]
+    #[arg(long, env = HEALTH_KEY_PREFIX.env, help = HEALTH_KEY_PREFIX.help("Prefix of the proxy's own Redis keys"))]
     pub health_key_prefix: Option<String>,
-    /// Relay path that the proxy's `/v1/` prefix is forwarded to; `/v1` keeps it [default: /api/v1]
-    #[arg(long, env = "TARGET_V1_PATH")]
+    #[arg(long, env = TARGET_V1_PATH.env, help = TARGET_V1_PATH.help("Relay path that the proxy's `/v1/` prefix is forwarded to; `/v1` keeps it"))]
     pub target_v1_path: Option<String>,
-    /// How long in-flight requests may finish after SIGTERM [default: 30s]
-    #[arg(long, env = "DRAIN_TIMEOUT")]
+    #[arg(long, env = DRAIN_TIMEOUT.env, help = DRAIN_TIMEOUT.help("How long in-flight requests may finish after SIGTERM"))]
     pub drain_timeout: Option<String>,
 }

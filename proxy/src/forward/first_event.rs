@@ -10,7 +10,7 @@ pub enum FirstEvent {
     /// A normal first event: forward the stream.
     Normal,
     /// An `error` event (by name, or by a payload of `"type": "error"`), with
-    /// its data, for [`crate::routing::classify_stream_error`].
+    /// its data, for [`crate::selection::classify_stream_error`].
     Error { data: Vec<u8> },
 }
 

@@ -20,15 +20,9 @@ use super::record::{Records, SeenRequest};
 use super::script::{Behaviour, Scripts};
 use super::stream::{self, End};
 
-/// The route prefixes the proxy forwards; the stand-in answers all of them alike.
-pub const PROXIED_PREFIXES: &[&str] = &[
-    "/v1/",
-    "/api/v1/",
-    "/claude/v1/",
-    "/gemini/",
-    "/openai/claude/v1/",
-    "/openai/gemini/v1/",
-];
+/// The route prefixes the proxy forwards (the contract's list); the stand-in
+/// answers all of them alike.
+pub use cmw_contract::PROXIED_PREFIXES;
 
 /// State shared by every connection of one stand-in.
 #[derive(Debug)]

@@ -1,30 +1,30 @@
 //! Which account serves a request: the selection state (cooldowns and this
 //! proxy's own least-recently-used order) behind one short-held lock, the pure
-//! [`select::choose`], and the classification of what came back.
+//! [`choose::choose`], and the classification of what came back.
 
+pub mod choose;
 pub mod error_shape;
 pub mod outcome;
 pub mod retry;
-pub mod select;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::accounts::Account;
+pub use choose::{Cooldown, Selection, SelectionState, choose};
 pub use outcome::{
     FailureKind, HeadVerdict, Outcome, RelayFailure, classify_error, classify_head,
     classify_stream_error,
 };
-pub use select::{Cooldown, Selection, SelectionState, choose};
 
 /// Shared by all requests. The lock is never held across an await.
 #[derive(Default)]
-pub struct Router {
+pub struct Selector {
     state: Mutex<SelectionState>,
     picks: std::sync::atomic::AtomicU64,
 }
 
-impl Router {
+impl Selector {
     pub fn new() -> Self {
         Self::default()
     }
@@ -54,7 +54,7 @@ impl Router {
         selection
     }
 
-    /// Benches an account; a zero cooldown (reset already past) clears it.
+    /// Cools an account down; a zero cooldown (reset already past) clears it.
     /// Returns the cooldown now in force, to share with other replicas.
     pub fn cool_down(
         &self,

@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 use super::error_shape::{AccountRefusal, ErrorShape, error_shape};
 use crate::config::CooldownDefaults;
 
-/// Why an account is benched. Also the metric and log label.
+/// Why an account is cooled down. Also the metric and log label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureKind {
     RateLimited,
@@ -106,7 +106,7 @@ pub enum Outcome {
     Success,
     /// A 4xx about the request itself (400, 404, 413…): forward it, no retry.
     ClientError,
-    /// The account failed: bench it for `cooldown` and try another.
+    /// The account failed: cool it down for `cooldown` and try another.
     AccountFailure {
         kind: FailureKind,
         cooldown: Duration,

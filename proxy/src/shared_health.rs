@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::routing::{Cooldown, FailureKind, Router};
+use crate::selection::{Cooldown, FailureKind, Selector};
 
 /// A session lookup waits at most this for Redis before using local memory.
 const LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
@@ -178,7 +178,7 @@ impl SharedHealth {
 /// after any Redis failure, until shutdown.
 pub async fn run_subscriber(
     shared: Arc<SharedHealth>,
-    router: Arc<Router>,
+    selector: Arc<Selector>,
     redis_url: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -187,7 +187,7 @@ pub async fn run_subscriber(
     }
     loop {
         tokio::select! {
-            result = subscribe_once(&shared, &router, &redis_url) => {
+            result = subscribe_once(&shared, &selector, &redis_url) => {
                 if let Err(error) = result {
                     tracing::debug!(%error, "cooldown subscription interrupted; retrying");
                 }
@@ -203,7 +203,7 @@ pub async fn run_subscriber(
 
 async fn subscribe_once(
     shared: &SharedHealth,
-    router: &Router,
+    selector: &Selector,
     redis_url: &str,
 ) -> redis::RedisResult<()> {
     let client = redis::Client::open(redis_url)?;
@@ -219,7 +219,7 @@ async fn subscribe_once(
         let Ok(parsed) = serde_json::from_str::<CooldownMessage>(&payload) else {
             continue;
         };
-        router.apply_shared(Arc::from(parsed.account.as_str()), parsed.to_cooldown());
+        selector.apply_shared(Arc::from(parsed.account.as_str()), parsed.to_cooldown());
     }
     Ok(())
 }

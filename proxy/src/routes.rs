@@ -1,84 +1,20 @@
-//! The running proxy's shared state and its routes: `/health`, `/ready`,
-//! `/metrics`, the six proxied prefixes, and a JSON 404 for the rest.
+//! The route table: `/health`, `/ready`, `/metrics`, the six proxied
+//! prefixes, and a JSON 404 for the rest.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::accounts::{Pool, Readiness, now_ms, readiness, short_id};
-use crate::auth::{Authenticator, KeySet};
-use crate::config::Config;
-use crate::errors::{error_response, json_response};
-use crate::forward::{ProxyBody, Target, UpstreamClient, build_client, forward};
-use crate::metrics::{AccountIdLabels, AccountLabels, Metrics};
-use crate::routing::{FailureKind, Router};
-use crate::sessions::Sessions;
-use crate::shared::SharedHealth;
+use crate::accounts::{Readiness, now_ms, readiness, short_id};
+use crate::forward::forward;
+use crate::metrics::{AccountIdLabels, AccountLabels};
+use crate::response::{ProxyBody, error_response, json_response};
+use crate::state::App;
 
-/// The route prefixes the Go middleware proxied, all methods.
-pub const PROXIED_PREFIXES: [&str; 6] = [
-    "/v1/",
-    "/api/v1/",
-    "/claude/v1/",
-    "/gemini/",
-    "/openai/claude/v1/",
-    "/openai/gemini/v1/",
-];
-
-pub struct App {
-    pub config: Config,
-    pub auth: Authenticator,
-    pub pool: Arc<Pool>,
-    pub router: Arc<Router>,
-    pub shared: Arc<SharedHealth>,
-    pub sessions: Sessions,
-    pub client: UpstreamClient,
-    pub metrics: Arc<Metrics>,
-    pub target: Target,
-    draining: AtomicBool,
-}
-
-impl App {
-    pub fn new(config: Config, keys: KeySet) -> Result<Self, String> {
-        let target = Target::new(&config.target, &config.target_v1_path)?;
-        let client = build_client().map_err(|e| format!("TLS setup failed: {e}"))?;
-        Ok(Self {
-            auth: Authenticator::new(config.auth.enabled, config.auth.prefix.clone(), keys),
-            pool: Arc::new(Pool::new()),
-            router: Arc::new(Router::new()),
-            shared: Arc::new(SharedHealth::new(
-                config.shared_health,
-                config.health_key_prefix.clone(),
-            )),
-            sessions: Sessions::new(config.sticky_session_ttl),
-            client,
-            metrics: Arc::new(Metrics::new()),
-            target,
-            draining: AtomicBool::new(false),
-            config,
-        })
-    }
-
-    /// Benches an account here and, with shared health, on every replica.
-    pub fn bench(&self, account: &Arc<str>, kind: FailureKind, cooldown: std::time::Duration) {
-        let now = now_ms();
-        let in_force = self.router.cool_down(account, kind, cooldown, now);
-        self.shared.publish_cooldown(account, in_force, now);
-    }
-
-    /// From now on `/ready` answers 503, so load balancers stop sending.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-}
+pub use cmw_contract::PROXIED_PREFIXES;
 
 /// Which route a path takes.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,7 +79,7 @@ pub async fn handle(
         ),
         Route::Ready => ready(&app),
         Route::Metrics => metrics(&app),
-        Route::Proxied(prefix) => forward(&app, request, peer, prefix).await,
+        Route::Proxied(prefix) => forward(&app.forwarding(), request, peer, prefix).await,
         Route::BadPath => error_response(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -153,7 +89,10 @@ pub async fn handle(
         Route::NotFound => error_response(
             StatusCode::NOT_FOUND,
             "not_found_error",
-            "not found: this proxy serves /v1/, /api/v1/, /claude/v1/, /gemini/, /openai/claude/v1/ and /openai/gemini/v1/",
+            &format!(
+                "not found: this proxy serves {}",
+                PROXIED_PREFIXES.join(", ")
+            ),
             None,
         ),
     }
@@ -217,7 +156,7 @@ fn refresh_state_gauges(app: &App) {
     let pool = app.pool.snapshot();
     m.pool_accounts
         .set(pool.as_ref().map_or(0, |p| p.accounts.len() as i64));
-    let cooling = app.router.active_cooldowns(now);
+    let cooling = app.selector.active_cooldowns(now);
     m.cooling_accounts.set(cooling.len() as i64);
     m.account_healthy.clear();
     for account in pool.iter().flat_map(|p| p.accounts.iter()) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::forward::ProxyBody;
+use super::ProxyBody;
 
 /// A JSON error answer. `retry_after` becomes a `Retry-After` header in whole
 /// seconds, rounded up.

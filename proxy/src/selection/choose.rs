@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::outcome::FailureKind;
 use crate::accounts::Account;
 
-/// An account benched until `until_ms` (wall clock, so replicas agree).
+/// An account cooled down until `until_ms` (wall clock, so replicas agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cooldown {
     pub until_ms: i64,

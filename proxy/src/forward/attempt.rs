@@ -1,0 +1,145 @@
+//! One attempt on one account: build the upstream request, send it, and
+//! judge the answer, reading ahead of the client only as far as the verdict
+//! needs.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use super::context::Forwarding;
+use super::error::ForwardError;
+use super::first_event::{FirstEvent, first_event};
+use super::headers;
+use super::read_ahead::{self, ReadAhead};
+use crate::accounts::{Account, now_ms};
+use crate::selection::{
+    HeadVerdict, Outcome, classify_error, classify_head, classify_stream_error,
+};
+
+/// An account's answer, judged, with what was read ahead of its body.
+pub struct Answer {
+    pub response: Response<Incoming>,
+    pub prefix: Bytes,
+    pub outcome: Outcome,
+}
+
+/// Sends the request on `account` and judges what comes back. An error is
+/// the backend's own failure (or a request that cannot be sent): no other
+/// account would do better.
+pub async fn attempt(
+    ctx: &Forwarding<'_>,
+    parts: &Parts,
+    body: &Bytes,
+    account: &Account,
+    peer: Option<IpAddr>,
+) -> Result<Answer, ForwardError> {
+    let request = upstream_request(ctx, parts, body, account, peer)?;
+    let sent = Instant::now();
+    let response = send(ctx, request).await?;
+    ctx.metrics
+        .upstream_latency
+        .observe(sent.elapsed().as_secs_f64());
+    let (head, mut incoming) = response.into_parts();
+    let (outcome, prefix) = judge(ctx, &head, &mut incoming).await?;
+    Ok(Answer {
+        response: Response::from_parts(head, incoming),
+        prefix,
+        outcome,
+    })
+}
+
+fn upstream_request(
+    ctx: &Forwarding<'_>,
+    parts: &Parts,
+    body: &Bytes,
+    account: &Account,
+    peer: Option<IpAddr>,
+) -> Result<Request<Full<Bytes>>, ForwardError> {
+    let uri = ctx
+        .target
+        .uri_for(&parts.uri)
+        .map_err(|_| ForwardError::Unforwardable("the request path cannot be forwarded"))?;
+    let account_key = HeaderValue::from_str(&account.id)
+        .map_err(|_| ForwardError::Unforwardable("the account id is not a valid header"))?;
+    let mut headers = parts.headers.clone();
+    headers::rewrite_request_headers(&mut headers, &account_key, peer);
+    headers.insert(header::HOST, ctx.target.host_header().clone());
+    let mut request = Request::new(Full::new(body.clone()));
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// The response head, within PROXY_TIMEOUT.
+async fn send(
+    ctx: &Forwarding<'_>,
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, ForwardError> {
+    let timeout = ctx.settings.proxy_timeout;
+    match tokio::time::timeout(timeout, ctx.client.request(request)).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(error)) if error.is_connect() => Err(ForwardError::Connect(source_text(&error))),
+        Ok(Err(error)) => Err(ForwardError::Request(source_text(&error))),
+        Err(_) => Err(ForwardError::HeadTimeout),
+    }
+}
+
+/// Reads ahead as far as the verdict needs (a stream's first event, an error
+/// answer's body) and classifies the answer. `Err` is a body that broke
+/// before anything could be judged: the backend's failure, not the account's.
+async fn judge(
+    ctx: &Forwarding<'_>,
+    head: &http::response::Parts,
+    body: &mut Incoming,
+) -> Result<(Outcome, Bytes), ForwardError> {
+    let cooldowns = &ctx.settings.cooldowns;
+    let timeout = ctx.settings.proxy_timeout;
+    match classify_head(head.status) {
+        HeadVerdict::ClientError => Ok((Outcome::ClientError, Bytes::new())),
+        HeadVerdict::NeedsBody => {
+            let prefix = read_ahead::read_error_body(body, timeout)
+                .await
+                .map_err(|e| {
+                    ForwardError::BrokenBeforeVerdict(format!(
+                        "backend error answer broke before its end: {e}"
+                    ))
+                })?;
+            // The relay keeps `text/event-stream` on its own errors of a
+            // streaming request: judge the event's data then.
+            let json = match first_event(&prefix) {
+                FirstEvent::Error { data } => Bytes::from(data),
+                _ => prefix.clone(),
+            };
+            let outcome = classify_error(head.status, &head.headers, &json, cooldowns, now_ms());
+            Ok((outcome, prefix))
+        }
+        HeadVerdict::Success if read_ahead::is_event_stream(&head.headers) => {
+            match read_ahead::read_first_event(body, timeout).await {
+                ReadAhead::Commit { prefix } => Ok((Outcome::Success, prefix)),
+                ReadAhead::Error { data, prefix } => {
+                    let outcome = classify_stream_error(&head.headers, &data, cooldowns, now_ms());
+                    Ok((outcome, prefix))
+                }
+                ReadAhead::Failed(error) => Err(ForwardError::BrokenBeforeVerdict(format!(
+                    "backend stream failed before its first event: {error}"
+                ))),
+            }
+        }
+        HeadVerdict::Success => Ok((Outcome::Success, Bytes::new())),
+    }
+}
+
+/// The innermost cause, which says what actually happened (refused, reset…).
+fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

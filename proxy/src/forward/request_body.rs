@@ -1,0 +1,40 @@
+//! The client's request body, read whole so it can be sent again to another
+//! account.
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::error::ForwardError;
+
+/// Reads the body up to `limit` bytes. It is copied into a buffer of its own,
+/// sized up front from `content-length`: a slice of hyper's read buffer would
+/// pin that buffer for as long as the response streams, and growing a buffer
+/// for a large body costs page faults.
+pub async fn read_body(
+    mut body: Incoming,
+    headers: &HeaderMap,
+    limit: u64,
+) -> Result<Bytes, ForwardError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ForwardError::BodyTooLarge);
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0));
+    let mut buffer = BytesMut::with_capacity(capacity.min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ForwardError::BodyUnreadable)?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                return Err(ForwardError::BodyTooLarge);
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
+}
