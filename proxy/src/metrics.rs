@@ -11,6 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::selection::FailureKind;
+use crate::usage::Usage;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -72,6 +73,14 @@ pub struct AccountLabels {
     pub reason: &'static str,
 }
 
+/// Tokens by account (8-character prefix), model family and kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub account: String,
+    pub model_family: &'static str,
+    pub kind: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AccountIdLabels {
     /// The first 8 characters of the id.
@@ -91,6 +100,8 @@ pub struct Metrics {
     pub account_healthy: Family<AccountIdLabels, Gauge>,
     pub redis_errors: Counter,
     pub redis_last_success_age_seconds: Gauge<f64, AtomicU64>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub session_repins: Counter,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -122,8 +133,11 @@ impl Metrics {
             account_healthy: Family::default(),
             redis_errors: Counter::default(),
             redis_last_success_age_seconds: Gauge::default(),
+            tokens: Family::default(),
+            session_repins: Counter::default(),
             registry: Registry::default(),
         };
+        metrics.register_usage(&mut registry);
         registry.register(
             "requests",
             "Proxied requests by route prefix, final status and outcome",
@@ -182,6 +196,41 @@ impl Metrics {
         Self {
             registry,
             ..metrics
+        }
+    }
+
+    fn register_usage(&self, registry: &mut Registry) {
+        registry.register(
+            "tokens",
+            "Tokens of successful answers as Anthropic counts them, by account, model family and \
+             kind (input, output, cache_read, cache_creation); the prompt-cache hit ratio is \
+             cache_read / (input + cache_read + cache_creation)",
+            self.tokens.clone(),
+        );
+        registry.register(
+            "session_repins",
+            "Requests of a sticky session served by another account than the session's, \
+             because that one was cooling down or failed (its prompt cache is lost)",
+            self.session_repins.clone(),
+        );
+    }
+
+    /// Adds one answer's tokens.
+    pub fn record_usage(&self, account: &str, model_family: &'static str, usage: &Usage) {
+        let kinds = [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_input_tokens),
+            ("cache_creation", usage.cache_creation_input_tokens),
+        ];
+        for (kind, tokens) in kinds.into_iter().filter(|(_, n)| *n > 0) {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    account: account.to_string(),
+                    model_family,
+                    kind,
+                })
+                .inc_by(tokens);
         }
     }
 

@@ -235,6 +235,41 @@ impl JsonUsage {
     }
 }
 
+/// What a response's body is read with, chosen by its content type.
+#[derive(Debug)]
+pub enum UsageTap {
+    Sse(SseUsage),
+    Json(JsonUsage),
+}
+
+impl UsageTap {
+    /// For a successful answer of this content type; `None` for any other
+    /// kind of body (no usage to read).
+    pub fn for_content_type(content_type: &[u8]) -> Option<UsageTap> {
+        if content_type.starts_with(b"text/event-stream") {
+            Some(UsageTap::Sse(SseUsage::default()))
+        } else if content_type.starts_with(b"application/json") {
+            Some(UsageTap::Json(JsonUsage::default()))
+        } else {
+            None
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        match self {
+            UsageTap::Sse(reader) => reader.feed(chunk),
+            UsageTap::Json(reader) => reader.feed(chunk),
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        match self {
+            UsageTap::Sse(reader) => reader.usage(),
+            UsageTap::Json(reader) => reader.usage(),
+        }
+    }
+}
+
 /// The family of a model id, a metric label of few values:
 /// `claude-sonnet-4-5-20250929` → `sonnet`.
 pub fn model_family(model: &str) -> &'static str {

@@ -53,7 +53,7 @@ pub use anthropic::{
 pub use control::CONTROL_PREFIX;
 pub use fork_framing::ForkFramingRelay;
 pub use record::{MAX_RECORDS, SeenRequest};
-pub use respond::{PROXIED_PREFIXES, RELAY_IP_LIMIT_BLOCK_SECS};
+pub use respond::{CACHED_PROMPT_TOKENS, PROXIED_PREFIXES, RELAY_IP_LIMIT_BLOCK_SECS};
 pub use script::{Behaviour, Times};
 
 use crate::poll::poll;

@@ -34,6 +34,7 @@ use crate::selection::outcome::retry_after;
 use crate::selection::retry::{jitter, retry_delay};
 use crate::selection::{FailureKind, Outcome, RelayFailure, Selection};
 use crate::sessions::session_id;
+use crate::usage::{UsageTap, model_family, request_model};
 use attempt::{Answer, attempt};
 use request_body::read_body;
 
@@ -68,6 +69,7 @@ async fn proxy(
 ) -> Result<Answer, ForwardError> {
     ctx.auth.check(&parts.headers)?;
     let body = read_body(body, &parts.headers, ctx.settings.max_body_bytes).await?;
+    record.model_family = request_model(&body).map(model_family);
     let pool = ctx.pool.snapshot().ok_or(ForwardError::PoolNotLoaded)?;
     let mut session = ctx
         .sessions
@@ -102,6 +104,10 @@ async fn proxy(
 
         let answer = attempt(ctx, parts, &body, account, peer).await?;
         let Some(wait) = next_step(ctx, &answer, account, &mut session, record) else {
+            if preferred.as_ref().is_some_and(|p| *p != account.id) {
+                // The session's account was cooling or failed: its prompt cache is lost.
+                ctx.metrics.session_repins.inc();
+            }
             return Ok(answer);
         };
         last_failure = Some(answer);
@@ -232,6 +238,12 @@ fn stream_back(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = answer.response.into_parts();
     record.status = parts.status.as_u16();
+    if parts.status.is_success() {
+        record.usage = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| UsageTap::for_content_type(v.as_bytes()));
+    }
     headers::rewrite_response_headers(&mut parts.headers);
     let body = UpstreamBody::new(body, answer.prefix, ctx.settings.proxy_timeout, record);
     Response::from_parts(parts, ProxyBody::Upstream { body })

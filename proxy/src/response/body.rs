@@ -147,7 +147,7 @@ impl Body for UpstreamBody {
         let mut this = self.project();
         if let Some(prefix) = this.prefix.take() {
             if let Some(record) = this.guard.record.as_mut() {
-                record.on_chunk(prefix.len());
+                record.on_chunk(&prefix);
             }
             if this.inner.is_end_stream() {
                 this.guard.complete();
@@ -160,7 +160,7 @@ impl Body for UpstreamBody {
                     .as_mut()
                     .reset(Instant::now() + *this.idle_timeout);
                 if let (Some(data), Some(record)) = (frame.data_ref(), this.guard.record.as_mut()) {
-                    record.on_chunk(data.len());
+                    record.on_chunk(data);
                 }
                 if this.inner.is_end_stream() {
                     // hyper may not poll again once the length is satisfied.

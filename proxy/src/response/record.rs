@@ -9,6 +9,7 @@ use http::uri::PathAndQuery;
 
 use crate::accounts::short_id;
 use crate::metrics::{Metrics, RequestLabels, RequestOutcome};
+use crate::usage::UsageTap;
 
 pub struct RequestRecord {
     pub metrics: Arc<Metrics>,
@@ -25,6 +26,10 @@ pub struct RequestRecord {
     /// What a body that ends cleanly counts as: `Completed`, or the relay's
     /// own refusal passed on.
     pub completed_as: RequestOutcome,
+    /// The requested model's family (`sonnet`), for the usage metrics.
+    pub model_family: Option<&'static str>,
+    /// Reads token usage from the body as it passes, on successful answers.
+    pub usage: Option<UsageTap>,
 }
 
 impl RequestRecord {
@@ -46,11 +51,17 @@ impl RequestRecord {
             first_byte: None,
             bytes: 0,
             completed_as: RequestOutcome::Completed,
+            model_family: None,
+            usage: None,
         }
     }
 
     /// Counts a body chunk on its way to the client.
-    pub fn on_chunk(&mut self, len: usize) {
+    pub fn on_chunk(&mut self, chunk: &[u8]) {
+        let len = chunk.len();
+        if let Some(tap) = self.usage.as_mut() {
+            tap.feed(chunk);
+        }
         if self.first_byte.is_none() {
             let now = Instant::now();
             self.first_byte = Some(now);
@@ -60,6 +71,12 @@ impl RequestRecord {
     }
 
     pub fn finish(self, outcome: RequestOutcome, detail: Option<&str>) {
+        // What was read counts even when the client left early: those tokens were spent.
+        if let (Some(tap), Some(account)) = (&self.usage, &self.account) {
+            let family = self.model_family.unwrap_or("other");
+            self.metrics
+                .record_usage(short_id(account), family, &tap.usage());
+        }
         self.metrics
             .requests
             .get_or_create(&RequestLabels {

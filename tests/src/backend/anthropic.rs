@@ -20,6 +20,10 @@ pub struct Answer {
     pub deltas: usize,
     /// Extra bytes of text (`x-test-body-bytes`), spread over the deltas.
     pub padding: usize,
+    /// Prompt-cache figures of the usage: what this account had cached of
+    /// the conversation, and what it cached now (see the stand-in's prompt cache).
+    pub cache_read: u64,
+    pub cache_creation: u64,
 }
 
 impl Answer {
@@ -57,7 +61,9 @@ impl Answer {
             "content": [{"type": "text", "text": self.text()}],
             "stop_reason": "end_turn",
             "stop_sequence": null,
-            "usage": {"input_tokens": 12, "output_tokens": self.deltas.max(1)}
+            "usage": {"input_tokens": 12, "output_tokens": self.deltas.max(1),
+                      "cache_read_input_tokens": self.cache_read,
+                      "cache_creation_input_tokens": self.cache_creation}
         })
     }
 
@@ -77,7 +83,9 @@ impl Answer {
                     "content": [],
                     "stop_reason": null,
                     "stop_sequence": null,
-                    "usage": {"input_tokens": 12, "output_tokens": 1}
+                    "usage": {"input_tokens": 12, "output_tokens": 1,
+                              "cache_read_input_tokens": self.cache_read,
+                              "cache_creation_input_tokens": self.cache_creation}
                 }
             }),
         ));
@@ -218,6 +226,8 @@ mod tests {
             account: "acc".into(),
             deltas,
             padding,
+            cache_read: 0,
+            cache_creation: 0,
         }
     }
 

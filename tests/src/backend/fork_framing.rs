@@ -83,6 +83,8 @@ async fn serve(stream: TcpStream, counts: Arc<Counts>) {
             account: account.clone(),
             deltas: 3,
             padding: 0,
+            cache_read: 0,
+            cache_creation: 0,
         }
         .message_json()
         .to_string();

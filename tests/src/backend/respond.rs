@@ -30,6 +30,7 @@ pub(crate) struct Shared {
     pub(crate) scripts: Scripts,
     pub(crate) records: Records,
     pub(crate) ip_limit: IpLimit,
+    pub(crate) prompt_cache: PromptCache,
     /// Serve only the fork's routes: no bare `/v1/` (see [`super::Options`]).
     fork_routes: bool,
     next_message: AtomicU64,
@@ -41,6 +42,7 @@ impl Shared {
             scripts: Scripts::default(),
             records: Records::new(record),
             ip_limit: IpLimit::default(),
+            prompt_cache: PromptCache::default(),
             fork_routes,
             next_message: AtomicU64::new(1),
         }
@@ -114,6 +116,36 @@ struct RequestShape {
     stream: bool,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    messages: Vec<serde_json::Value>,
+}
+
+/// Tokens of a conversation's first message, as the stand-in's prompt cache counts them.
+pub const CACHED_PROMPT_TOKENS: u64 = 1000;
+
+/// Anthropic's prompt cache, as the stand-in plays it: per account (the cache
+/// belongs to the organisation), a conversation whose first message this
+/// account has seen is read from the cache, else written to it. So a session
+/// that stays on its account reads, and one moved to another account writes again.
+#[derive(Debug, Default)]
+pub(crate) struct PromptCache {
+    seen: Mutex<std::collections::HashSet<(String, String)>>,
+}
+
+impl PromptCache {
+    /// `(cache_read, cache_creation)` for this account and conversation.
+    fn usage(&self, account: &str, first_message: Option<&serde_json::Value>) -> (u64, u64) {
+        let Some(first) = first_message else {
+            return (0, 0);
+        };
+        let key = (account.to_string(), first.to_string());
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.insert(key) {
+            (0, CACHED_PROMPT_TOKENS)
+        } else {
+            (CACHED_PROMPT_TOKENS, 0)
+        }
+    }
 }
 
 pub(crate) async fn handle(
@@ -187,7 +219,12 @@ pub(crate) async fn handle(
     if !proxied && !ip_limited {
         return reply.not_proxied(parts.uri.path());
     }
+    let (cache_read, cache_creation) = shared
+        .prompt_cache
+        .usage(&reply.account, shape.messages.first());
     let answer = Answer {
+        cache_read,
+        cache_creation,
         message_id: format!(
             "msg_standin_{}",
             shared.next_message.fetch_add(1, Ordering::Relaxed)
