@@ -7,19 +7,22 @@
 #
 #   bench/cost.sh [REQUESTS]     (default 2000; make bench runs it after the HTTP figures)
 #
-# Prints one JSON line: {"instructions_per_request":…, "allocations_per_request":…,
-# "requests":…} and writes it to $OUT/cost.json.
-# Needs target/release (or $BIN), valgrind and heaptrack (Debian packages).
+# Also instructions per SSE stream (REQUESTS/4 streams of 9 events). Prints
+# {"requests":…, "instructions_per_request":…, "streams":…, "instructions_per_stream":…,
+# "allocations_per_request":…} and writes it to $OUT/cost.json.
+# Needs target/release (or $BIN), valgrind and heaptrack (Debian packages). KEEP_WORK=1 keeps
+# the callgrind dumps (callgrind_annotate them to see where the instructions go).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
 BIN=${BIN:-$ROOT/target/release}
 OUT=${OUT:-$ROOT/target/bench}
 REQUESTS=${1:-2000}
+STREAMS=$((REQUESTS / 4))
 WARMUP=200
 CONNECTIONS=4
 WORK=$(mktemp -d /tmp/cmw-bench-cost.XXXXXX)
-trap 'bench_cleanup; rm -rf "$WORK"' EXIT
+trap 'bench_cleanup; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 for tool in valgrind callgrind_control heaptrack heaptrack_print python3 jq; do
   command -v "$tool" >/dev/null || die "$tool is needed (Debian: apt-get install valgrind heaptrack jq)"
@@ -28,9 +31,9 @@ done
 redis=$(free_port); start_redis "$redis" "$WORK"
 standin=$(free_port); start_standin "$standin"
 
-# drive PORT COUNT: exactly COUNT requests, prints {"requests":…,"non_200":…}.
+# drive PORT COUNT [json|stream]: exactly COUNT requests, prints {"requests":…,"non_200":…}.
 drive() {
-  "${PIN_LOAD[@]}" python3 "$ROOT/bench/count.py" "$1" "$2" "$CONNECTIONS"
+  "${PIN_LOAD[@]}" python3 "$ROOT/bench/count.py" "$1" "$2" "$CONNECTIONS" "${3:-json}"
 }
 requests_of() { jq -r .requests <<<"$1"; }
 
@@ -42,9 +45,14 @@ drive "$proxy" "$WARMUP" >/dev/null
 callgrind_control -i on "$PROXY_PID" >/dev/null
 measured=$(drive "$proxy" "$REQUESTS")
 callgrind_control -d "$PROXY_PID" >/dev/null
-# The dump on request is callgrind.out.1; the one at exit (shutdown) is not counted.
+# Dumps on request are callgrind.out.1, .2; the one at exit (shutdown) is not counted.
 instructions=$(awk '/^totals:/ { print $2 }' "$WORK/callgrind.out.1")
 sent=$(requests_of "$measured")
+# Streams (SSE, 5 text deltas: 9 events) after a dump, which zeroes the counts.
+streamed=$(drive "$proxy" "$STREAMS" stream)
+callgrind_control -d "$PROXY_PID" >/dev/null
+stream_instructions=$(awk '/^totals:/ { print $2 }' "$WORK/callgrind.out.2")
+streams=$(requests_of "$streamed")
 stop_pid "$PROXY_PID"
 
 # Allocations: heaptrack has no switch, so two runs, with and without the
@@ -66,9 +74,12 @@ calls() { sed -n 's/^calls to allocation functions: \([0-9]*\).*/\1/p' "$WORK/he
 heap_sent=$(requests_of "$(cat "$WORK/heap-load.requests")")
 
 jq -n --argjson instructions "$instructions" --argjson sent "$sent" \
+  --argjson stream_instructions "$stream_instructions" --argjson streams "$streams" \
   --argjson calls_load "$(calls load)" --argjson calls_base "$(calls base)" \
   --argjson heap_sent "$heap_sent" '{
     requests: $sent,
     instructions_per_request: ($instructions / $sent | round),
+    streams: $streams,
+    instructions_per_stream: ($stream_instructions / $streams | round),
     allocations_per_request: (($calls_load - $calls_base) / $heap_sent * 10 | round / 10)
   }' | tee "$OUT/cost.json"

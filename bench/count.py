@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Sends exactly COUNT small Messages requests over CONNECTIONS keep-alive
 connections and prints {"requests": N, "non_200": M}: totals over a fixed
-number of requests for bench/cost.sh (wrk runs for a duration, not a count)."""
+number of requests for bench/cost.sh (wrk runs for a duration, not a count).
+
+    count.py PORT COUNT [CONNECTIONS] [json|stream]
+
+`stream` asks for SSE answers (the stand-in's default: 5 text deltas) and
+reads each to its end."""
 import http.client
 import json
 import os
@@ -11,8 +16,10 @@ import threading
 url_port = int(sys.argv[1])
 count = int(sys.argv[2])
 connections = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+stream = len(sys.argv) > 4 and sys.argv[4] == "stream"
 key = os.environ.get("BENCH_API_KEY", "cr_bench_key_000001")
-body = b'{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"bench"}]}'
+body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": stream,
+                   "messages": [{"role": "user", "content": "bench"}]}).encode()
 headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
 lock = threading.Lock()
 state = {"left": count, "done": 0, "non_200": 0}

@@ -319,6 +319,7 @@ def markdown(result):
         lines += ["", "## 6. Cost per request, independent of the machine's load (bench/cost.sh)", "",
                   "| figure | proxy |", "|---|--:|",
                   f"| CPU instructions per small JSON request (callgrind) | {fmt(c['instructions_per_request'])} |",
+                  f"| CPU instructions per SSE stream of 9 events (callgrind) | {fmt(c.get('instructions_per_stream'))} |",
                   f"| heap allocations per small JSON request (heaptrack) | {fmt(c['allocations_per_request'], digits=1)} |",
                   "", f"Over {c['requests']} requests after a 200-request warm-up, 4 connections. Compare "
                   "these between two trees: they do not move with what else runs on the machine."]

@@ -223,14 +223,15 @@ impl Metrics {
             ("cache_read", usage.cache_read_input_tokens),
             ("cache_creation", usage.cache_creation_input_tokens),
         ];
+        // One label set, its kind changed in place: one allocation per answer.
+        let mut labels = TokenLabels {
+            account: account.to_string(),
+            model_family,
+            kind: "",
+        };
         for (kind, tokens) in kinds.into_iter().filter(|(_, n)| *n > 0) {
-            self.tokens
-                .get_or_create(&TokenLabels {
-                    account: account.to_string(),
-                    model_family,
-                    kind,
-                })
-                .inc_by(tokens);
+            labels.kind = kind;
+            self.tokens.get_or_create(&labels).inc_by(tokens);
         }
     }
 

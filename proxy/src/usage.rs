@@ -168,8 +168,10 @@ fn may_matter(wanted: bool, start: &[u8]) -> bool {
 #[derive(Debug, Default)]
 pub struct JsonUsage {
     usage: Usage,
-    /// The last bytes of the previous chunk, in case the key is split.
-    tail: Vec<u8>,
+    /// The last bytes of the previous chunk, in case the key is split
+    /// (at most one byte fewer than the key).
+    tail: [u8; USAGE_KEY.len() - 1],
+    tail_len: usize,
     /// The object, from its `{`, while it is incomplete.
     object: Option<Vec<u8>>,
     done: bool,
@@ -186,18 +188,40 @@ impl JsonUsage {
             object.extend_from_slice(chunk);
             return self.try_parse();
         }
-        let mut window = std::mem::take(&mut self.tail);
-        window.extend_from_slice(chunk);
-        match memmem::find(&window, USAGE_KEY) {
-            Some(at) => {
-                let after = &window[at + USAGE_KEY.len()..];
+        // The key split across chunks: look at the seam first, then the chunk.
+        let found = if self.tail_len > 0 {
+            let mut seam = [0u8; 2 * (USAGE_KEY.len() - 1)];
+            let head = chunk.len().min(USAGE_KEY.len() - 1);
+            seam[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+            seam[self.tail_len..self.tail_len + head].copy_from_slice(&chunk[..head]);
+            memmem::find(&seam[..self.tail_len + head], USAGE_KEY)
+                .map(|at| at + USAGE_KEY.len() - self.tail_len)
+        } else {
+            None
+        }
+        .or_else(|| memmem::find(chunk, USAGE_KEY).map(|at| at + USAGE_KEY.len()));
+        match found {
+            Some(after_key) => {
+                let after = &chunk[after_key..];
                 let start = after.iter().position(|b| !b.is_ascii_whitespace());
                 self.object = Some(start.map_or_else(Vec::new, |s| after[s..].to_vec()));
                 self.try_parse();
             }
             None => {
-                let keep = window.len().min(USAGE_KEY.len() - 1);
-                self.tail = window[window.len() - keep..].to_vec();
+                let keep = chunk.len().min(USAGE_KEY.len() - 1);
+                if keep == USAGE_KEY.len() - 1 || self.tail_len == 0 {
+                    self.tail[..keep].copy_from_slice(&chunk[chunk.len() - keep..]);
+                    self.tail_len = keep;
+                } else {
+                    // A chunk shorter than the key: append, keep the last bytes.
+                    let mut joined = [0u8; 2 * (USAGE_KEY.len() - 1)];
+                    joined[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+                    joined[self.tail_len..self.tail_len + keep].copy_from_slice(chunk);
+                    let total = self.tail_len + keep;
+                    let kept = total.min(USAGE_KEY.len() - 1);
+                    self.tail[..kept].copy_from_slice(&joined[total - kept..total]);
+                    self.tail_len = kept;
+                }
             }
         }
     }
