@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README: `make test`). On a fresh machine it installs what
-# the tests need: redis-server via apt, and the control-plane binaries built
-# from the public Go modules and cached outside the repo.
+# the tests need: redis-server and prometheus (with promtool) via apt, and the
+# control-plane binaries built from the public Go modules and cached outside
+# the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,6 +18,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   (service redis-server stop || systemctl stop redis-server) >/dev/null 2>&1 || true
 fi
 
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  step "installing prometheus and promtool (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package starts a system-wide instance; the tests start their own.
+  (service prometheus stop || systemctl stop prometheus) >/dev/null 2>&1 || true
+fi
+
 step "control plane binaries"
 tests/controlplane/build.sh >/dev/null
 
@@ -29,8 +39,9 @@ tests/controlplane/up.sh "$CLAUDE_MIDDLEWARE_CONTROLPLANE"
 step "building"
 cargo build --workspace --bins --locked
 
-step "deploy/, packaging, GitOps and README checks"
+step "deploy/, packaging, GitOps, monitoring and README checks"
 scripts/check-packaging.py
+scripts/check-monitoring.py
 scripts/check-gitops.sh
 scripts/check-readme.py
 

@@ -93,6 +93,10 @@ pub struct ClaudeMiddlewareSpec {
     #[serde(default)]
     pub ingress: IngressSpec,
     #[serde(default)]
+    pub http_route: HttpRouteSpec,
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+    #[serde(default)]
     pub network_policy: NetworkPolicySpec,
     #[serde(default)]
     pub autoscaling: AutoscalingSpec,
@@ -368,6 +372,129 @@ impl Default for IngressSpec {
 pub struct IngressTls {
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
+}
+
+/// A Gateway API HTTPRoute (gateway.networking.k8s.io/v1) to the Service,
+/// beside or instead of `ingress`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.enabled || (has(self.parentRefs) && size(self.parentRefs) > 0)").message("httpRoute.parentRefs must name at least one Gateway when httpRoute.enabled is true"))]
+pub struct HttpRouteSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The Gateways (or their listeners) the route attaches to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub parent_refs: Vec<GatewayParentRef>,
+    /// Host names the route answers; every host of the Gateway's listeners when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub hostnames: Vec<String>,
+    /// Path prefix routed to the proxy (never rewritten: the proxy routes on the original path).
+    #[serde(default = "default_path")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("httpRoute.path must start with /"))]
+    #[schemars(length(max = 1024))]
+    pub path: String,
+    #[serde(default)]
+    pub timeouts: HttpRouteTimeouts,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Default for HttpRouteSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            parent_refs: Vec::new(),
+            hostnames: Vec::new(),
+            path: default_path(),
+            timeouts: HttpRouteTimeouts::default(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// A Gateway API ParentReference (a Gateway by default).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayParentRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The Gateway's namespace; the CR's when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// A listener of the Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub section_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// `gateway.networking.k8s.io` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub group: Option<String>,
+    /// `Gateway` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: Option<String>,
+}
+
+/// Gateway API route timeouts (`1h`, `30m`, `10s`, `500ms`; `0s` turns one off).
+/// Both default to `0s`: a finite request timeout would cut every stream that
+/// runs longer; idle streams are cut by the proxy (`target.timeoutSeconds`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("duration(self.request) == duration('0s') || duration(self.backendRequest) <= duration(self.request)").message("httpRoute.timeouts.backendRequest must not be longer than httpRoute.timeouts.request"))]
+pub struct HttpRouteTimeouts {
+    #[serde(default = "zero_duration")]
+    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    pub request: String,
+    #[serde(default = "zero_duration")]
+    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    pub backend_request: String,
+}
+
+fn zero_duration() -> String {
+    "0s".into()
+}
+
+impl Default for HttpRouteTimeouts {
+    fn default() -> Self {
+        Self {
+            request: zero_duration(),
+            backend_request: zero_duration(),
+        }
+    }
+}
+
+/// Monitoring the Prometheus Operator way.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    #[serde(default)]
+    pub service_monitor: ServiceMonitorSpec,
+}
+
+/// A ServiceMonitor (monitoring.coreos.com/v1) scraping the proxy's `/metrics`
+/// through the Service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceMonitorSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Scrape interval (`30s`, `1m`); Prometheus's own when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"))]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"))]
+    pub scrape_timeout: Option<String>,
+    /// Extra labels on the ServiceMonitor, e.g. the ones your Prometheus's
+    /// `serviceMonitorSelector` wants (`release: kube-prometheus-stack`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

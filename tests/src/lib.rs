@@ -3,8 +3,10 @@
 //! - [`redis`]: a private `redis-server` on a free port, loaded with the relay fixtures.
 //! - [`backend`]: the stand-in claude-relay-service backend, scriptable per account.
 //! - [`proxy`]: the real `claude-middleware` binary as a child process.
+//! - [`prometheus`]: a private `prometheus` scraping them, for the alerts and the dashboard.
 //! - [`poll`]: waiting for a condition instead of sleeping.
 //! - [`controlplane`]: the local kube-apiserver/etcd/controller-manager, one per test run.
+//! - [`third_party_crds`]: the Gateway API and Prometheus Operator CRDs, from their Go modules.
 
 pub mod backend;
 pub mod client;
@@ -14,6 +16,8 @@ pub mod fixture_accounts;
 pub mod metrics;
 pub mod poll;
 pub mod ports;
+pub mod prometheus;
 pub mod proxy;
 pub mod redis;
 pub mod stack;
+pub mod third_party_crds;

@@ -575,6 +575,14 @@ const NEEDED: &[(&str, &str)] = &[
         "policy/poddisruptionbudgets",
         "get list watch create patch delete",
     ),
+    (
+        "gateway.networking.k8s.io/httproutes",
+        "get create patch delete",
+    ),
+    (
+        "monitoring.coreos.com/servicemonitors",
+        "get create patch delete",
+    ),
     ("/secrets", "get list watch"),
     ("events.k8s.io/events", "create patch"),
     ("coordination.k8s.io/leases", "get create patch"),

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::Result;
+use super::optional::{self, OptionalKind, Outcome};
 use super::validate::Owner;
 use crate::render::Children;
 use crate::render::labels::MANAGER;
@@ -36,12 +37,20 @@ impl<K> ChildKind for K where
 {
 }
 
-/// Applies every wanted child, prunes the unwanted, returns the applied Deployment.
+/// What a pass applied: the Deployment (for status) and how each child from
+/// an optional CRD fared.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub deployment: Deployment,
+    pub optional: Vec<(OptionalKind, Outcome)>,
+}
+
+/// Applies every wanted child, prunes the unwanted.
 pub async fn apply_children(
     client: &Client,
     owner: &Owner,
     children: &Children,
-) -> Result<Deployment> {
+) -> Result<Applied> {
     // No `..`: a new kind of child does not compile until it is handled here.
     let Children {
         deployment,
@@ -50,6 +59,8 @@ pub async fn apply_children(
         ingress,
         hpa,
         pdb,
+        http_route,
+        service_monitor,
     } = children;
     // The HPA goes first when switched on, and the Deployment drops
     // spec.replicas in the same pass, so nothing fights over the count.
@@ -59,7 +70,20 @@ pub async fn apply_children(
     apply_or_prune(client, owner, network_policy.as_ref()).await?;
     apply_or_prune(client, owner, ingress.as_ref()).await?;
     apply_or_prune(client, owner, pdb.as_ref()).await?;
-    Ok(deployment)
+    let optional = vec![
+        (
+            OptionalKind::HttpRoute,
+            optional::apply_or_prune(client, owner, http_route.as_ref()).await?,
+        ),
+        (
+            OptionalKind::ServiceMonitor,
+            optional::apply_or_prune(client, owner, service_monitor.as_ref()).await?,
+        ),
+    ];
+    Ok(Applied {
+        deployment,
+        optional,
+    })
 }
 
 /// Applies the child of a switched-on feature, else deletes the one an

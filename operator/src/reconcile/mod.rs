@@ -5,6 +5,8 @@
 pub mod apply;
 pub mod dereference;
 pub mod error;
+pub mod optional;
+pub mod optional_conditions;
 pub mod status;
 pub mod validate;
 
@@ -119,7 +121,7 @@ async fn reconcile_cr(cr: &ClaudeMiddleware, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     match converge(cr, ctx).await {
-        Ok(()) => Ok(Action::requeue(RESYNC)),
+        Ok(next) => Ok(Action::requeue(next)),
         Err(e) => {
             if e.is_user_facing() {
                 report_problem(cr, ctx, &e).await;
@@ -129,16 +131,20 @@ async fn reconcile_cr(cr: &ClaudeMiddleware, ctx: &Context) -> Result<Action> {
     }
 }
 
-async fn converge(cr: &ClaudeMiddleware, ctx: &Context) -> Result<()> {
+/// Returns when to look again: at the resync, or sooner while an optional
+/// child waits for its CRD.
+async fn converge(cr: &ClaudeMiddleware, ctx: &Context) -> Result<Duration> {
     let ns = cr.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let dereferenced = dereference::dereference(&secrets, cr).await?;
     let valid = validate::validate(cr, &ctx.proxy_image, dereferenced)?;
     let children = render::render(&valid);
-    let deployment = apply::apply_children(&ctx.client, &valid.owner, &children).await?;
-    let status = status::compute(StatusInput {
+    let applied = apply::apply_children(&ctx.client, &valid.owner, &children).await?;
+    let optional = applied.optional;
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let mut status = status::compute(StatusInput {
         cr,
-        deployment: Some(&deployment),
+        deployment: Some(&applied.deployment),
         problem: None,
         selector: labels::selector_string(&valid.owner.name),
         endpoint: service::endpoint(
@@ -146,9 +152,31 @@ async fn converge(cr: &ClaudeMiddleware, ctx: &Context) -> Result<()> {
             &valid.owner.namespace,
             valid.service.port,
         ),
-        now: Time(k8s_openapi::jiff::Timestamp::now()),
+        now: now.clone(),
     });
-    patch_status(ctx, cr, status).await
+    optional_conditions::add(
+        &mut status,
+        cr.status.as_ref(),
+        &optional,
+        cr.metadata.generation,
+        &now,
+    );
+    for kind in optional_conditions::newly_missing(cr.status.as_ref(), &optional) {
+        let problem = Problem {
+            reason: kind.event_reason().into(),
+            message: optional_conditions::missing_message(kind),
+        };
+        publish_warning(cr, ctx, &problem).await;
+    }
+    patch_status(ctx, cr, status).await?;
+    let waiting = optional
+        .iter()
+        .any(|(_, outcome)| *outcome == optional::Outcome::CrdMissing);
+    Ok(if waiting {
+        optional::MISSING_API_RECHECK
+    } else {
+        RESYNC
+    })
 }
 
 /// Degraded condition plus a Warning Event. Failures here are only logged: the
@@ -162,7 +190,7 @@ async fn report_problem(cr: &ClaudeMiddleware, ctx: &Context, err: &Error) {
         reason: err.reason().into(),
         message: err.to_string(),
     };
-    let status = status::compute(StatusInput {
+    let mut status = status::compute(StatusInput {
         cr,
         deployment: deployment.as_ref(),
         problem: Some(&problem),
@@ -170,9 +198,15 @@ async fn report_problem(cr: &ClaudeMiddleware, ctx: &Context, err: &Error) {
         endpoint: service::endpoint(&name, &ns, cr.spec.service.port),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
     });
+    optional_conditions::carry_over(&mut status, cr.status.as_ref());
     if let Err(e) = patch_status(ctx, cr, status).await {
         warn!(object = %key(cr), error = %e, "could not report the problem in status");
     }
+    publish_warning(cr, ctx, &problem).await;
+}
+
+/// A Warning Event on the CR; a failure is only logged.
+async fn publish_warning(cr: &ClaudeMiddleware, ctx: &Context, problem: &Problem) {
     let event = Event {
         type_: EventType::Warning,
         reason: problem.reason.clone(),

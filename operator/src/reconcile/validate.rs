@@ -17,9 +17,9 @@ use url::Url;
 
 use super::dereference::Dereferenced;
 use crate::crd::{
-    AuthSpec, AutoscalingSpec, ClaudeMiddleware, ClaudeMiddlewareSpec, IngressSpec,
-    NetworkPolicySpec, PodDisruptionBudgetSpec, PodSpec, ProxySpec, PullPolicy, RedisSpec,
-    RolloutSpec, ServiceSpec, TargetSpec,
+    AuthSpec, AutoscalingSpec, ClaudeMiddleware, ClaudeMiddlewareSpec, HttpRouteSpec, IngressSpec,
+    MonitoringSpec, NetworkPolicySpec, PodDisruptionBudgetSpec, PodSpec, ProxySpec, PullPolicy,
+    RedisSpec, RolloutSpec, ServiceMonitorSpec, ServiceSpec, TargetSpec,
 };
 
 /// The proxy's drain when the CR sets none (the proxy's `DRAIN_TIMEOUT`
@@ -85,6 +85,8 @@ pub struct ValidatedMiddleware {
     pub shutdown_delay_seconds: i64,
     pub service: ServiceSpec,
     pub ingress: Option<IngressSpec>,
+    pub http_route: Option<HttpRouteSpec>,
+    pub service_monitor: Option<ServiceMonitorSpec>,
     pub network_policy: Option<NetworkPolicySpec>,
     pub autoscaling: Option<AutoscalingSpec>,
     pub pod_disruption_budget: Option<PodDisruptionBudgetSpec>,
@@ -111,12 +113,15 @@ pub fn validate(
         proxy,
         service,
         ingress,
+        http_route,
+        monitoring,
         network_policy,
         autoscaling,
         pod_disruption_budget,
         rollout,
         pod,
     } = cr.spec.clone();
+    let MonitoringSpec { service_monitor } = monitoring;
     let TargetSpec {
         url,
         timeout_seconds,
@@ -154,6 +159,8 @@ pub fn validate(
         shutdown_delay_seconds,
         service,
         ingress: ingress.enabled.then_some(ingress),
+        http_route: http_route.enabled.then_some(http_route),
+        service_monitor: service_monitor.enabled.then_some(service_monitor),
         network_policy: network_policy.enabled.then_some(network_policy),
         autoscaling: autoscaling.enabled.then_some(autoscaling),
         pod_disruption_budget: pod_disruption_budget

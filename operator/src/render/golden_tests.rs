@@ -20,6 +20,8 @@ fn children_yaml(cr: &crate::crd::ClaudeMiddleware, hash: Option<String>) -> Str
         ingress,
         hpa,
         pdb,
+        http_route,
+        service_monitor,
     } = render(&validated(cr, hash));
     let mut out = String::new();
     doc(&mut out, &deployment);
@@ -34,6 +36,12 @@ fn children_yaml(cr: &crate::crd::ClaudeMiddleware, hash: Option<String>) -> Str
         doc(&mut out, o);
     }
     if let Some(o) = &pdb {
+        doc(&mut out, o);
+    }
+    if let Some(o) = &http_route {
+        doc(&mut out, o);
+    }
+    if let Some(o) = &service_monitor {
         doc(&mut out, o);
     }
     out

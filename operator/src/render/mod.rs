@@ -5,11 +5,13 @@
 
 pub mod deployment;
 pub mod hpa;
+pub mod http_route;
 pub mod ingress;
 pub mod labels;
 pub mod network_policy;
 pub mod pdb;
 pub mod service;
+pub mod service_monitor;
 
 #[cfg(test)]
 mod golden_tests;
@@ -23,6 +25,8 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::reconcile::validate::ValidatedMiddleware;
+use http_route::HTTPRoute;
+use service_monitor::ServiceMonitor;
 
 /// The proxy's container port (its `PORT` default, from the contract),
 /// named `http`.
@@ -41,6 +45,9 @@ pub struct Children {
     pub ingress: Option<Ingress>,
     pub hpa: Option<HorizontalPodAutoscaler>,
     pub pdb: Option<PodDisruptionBudget>,
+    /// Kinds from CRDs the cluster may lack: see `reconcile::optional`.
+    pub http_route: Option<HTTPRoute>,
+    pub service_monitor: Option<ServiceMonitor>,
 }
 
 pub fn render(v: &ValidatedMiddleware) -> Children {
@@ -51,5 +58,7 @@ pub fn render(v: &ValidatedMiddleware) -> Children {
         ingress: ingress::render(v),
         hpa: hpa::render(v),
         pdb: pdb::render(v),
+        http_route: http_route::render(v),
+        service_monitor: service_monitor::render(v),
     }
 }
