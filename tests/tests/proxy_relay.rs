@@ -30,6 +30,16 @@ async fn served_id(base: &str) -> (u16, String) {
     (status, account)
 }
 
+/// Seconds left of a3's cooldown for `reason`, as `/metrics` says.
+async fn a3_cooldown(base: &str, reason: &str) -> f64 {
+    scrape_sum(
+        base,
+        "claude_middleware_account_cooldown_seconds",
+        &[("account", &A3[..8]), ("reason", reason)],
+    )
+    .await
+}
+
 /// Issue 11 §1: every time-bound rule is decided by time. The fork's limit
 /// without an end time ends an hour after `rateLimitedAt`, the fields its
 /// remove leaves behind keep nobody out, upstream's ended auto-stop is over,
@@ -210,12 +220,7 @@ async fn relay_errors_of_its_own_blame_no_account() {
     let (status, account) = served_by(post_messages(&stack.url(), false, &[]).await).await;
     assert_eq!(status, 200);
     assert_ne!(account, "a3");
-    let cooldown = scrape_sum(
-        &stack.url(),
-        "claude_middleware_account_cooldown_seconds",
-        &[("account", &A3[..8]), ("reason", "circuit_open")],
-    )
-    .await;
+    let cooldown = a3_cooldown(&stack.url(), "circuit_open").await;
     assert!(cooldown > 50.0 && cooldown <= 60.0, "{cooldown}");
 }
 
@@ -410,12 +415,7 @@ async fn the_default_overload_cooldown_is_short() {
     let response = post_messages(&stack.url(), true, &[]).await;
     assert_eq!(response.status(), 200);
     let _ = response.bytes().await;
-    let cooldown = scrape_sum(
-        &stack.url(),
-        "claude_middleware_account_cooldown_seconds",
-        &[("account", &A3[..8]), ("reason", "overloaded")],
-    )
-    .await;
+    let cooldown = a3_cooldown(&stack.url(), "overloaded").await;
     assert!(cooldown > 5.0 && cooldown <= 15.0, "{cooldown}");
 }
 
