@@ -2,7 +2,8 @@
 //! a client credential or an Anthropic secret through.
 #![no_main]
 
-use claude_middleware::forward::headers::rewrite_request_headers;
+use claude_middleware::forward::Peer;
+use claude_middleware::forward::headers::upstream_headers;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
         headers.append(name, value);
     }
     let account = HeaderValue::from_static("account-id-0000");
-    rewrite_request_headers(&mut headers, &account, Some([10, 0, 0, 1].into()));
+    let peer = Peer::new([10, 0, 0, 1].into());
+    let headers = upstream_headers(&headers, &account, Some(&peer));
     assert_eq!(headers.get_all("x-api-key").iter().count(), 1);
     assert_eq!(headers["x-api-key"], account);
     assert!(headers.get("authorization").is_none());

@@ -1,7 +1,6 @@
 //! The route table: `/health`, `/ready`, `/metrics`, the six proxied
 //! prefixes, and a JSON 404 for the rest.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,7 +8,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::accounts::{Readiness, now_ms, readiness, short_id};
-use crate::forward::forward;
+use crate::forward::{Peer, forward};
 use crate::metrics::{AccountIdLabels, AccountLabels};
 use crate::response::{ProxyBody, error_response, json_response};
 use crate::state::App;
@@ -70,7 +69,7 @@ fn is_dot_segment(segment: &str) -> bool {
 pub async fn handle(
     app: Arc<App>,
     request: Request<Incoming>,
-    peer: Option<IpAddr>,
+    peer: Option<&Peer>,
 ) -> Response<ProxyBody> {
     match route(request.method(), request.uri().path()) {
         Route::Health => json_response(

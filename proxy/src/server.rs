@@ -15,6 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::forward::Peer;
 use crate::routes::handle;
 use crate::state::App;
 
@@ -110,11 +111,13 @@ impl Acceptor<'_> {
     fn serve_connection(&self, stream: TcpStream, peer: IpAddr) {
         let _ = stream.set_nodelay(true);
         let app = self.app.clone();
+        // Per connection: its X-Forwarded-For value is made once, not per request.
+        let peer = Peer::new(peer);
         let service = service_fn(move |request: Request<Incoming>| {
-            let app = app.clone();
+            let (app, peer) = (app.clone(), peer.clone());
             async move {
                 let http1 = request.version() < Version::HTTP_2;
-                let mut response = handle(app.clone(), request, Some(peer)).await;
+                let mut response = handle(app.clone(), request, Some(&peer)).await;
                 // Once draining, end each HTTP/1 keep-alive connection after its
                 // response: the client reconnects, and the Service sends the new
                 // connection to a pod that is not going away.

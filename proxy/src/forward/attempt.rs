@@ -2,7 +2,6 @@
 //! judge the answer, reading ahead of the client only as far as the verdict
 //! needs.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -15,6 +14,7 @@ use super::context::Forwarding;
 use super::error::ForwardError;
 use super::first_event::{FirstEvent, first_event};
 use super::headers;
+use super::peer::Peer;
 use super::read_ahead::{self, ReadAhead};
 use crate::accounts::{Account, now_ms};
 use crate::selection::{
@@ -36,7 +36,7 @@ pub async fn attempt(
     parts: &Parts,
     body: &Bytes,
     account: &Account,
-    peer: Option<IpAddr>,
+    peer: Option<&Peer>,
 ) -> Result<Answer, ForwardError> {
     let request = upstream_request(ctx, parts, body, account, peer)?;
     let sent = Instant::now();
@@ -58,7 +58,7 @@ fn upstream_request(
     parts: &Parts,
     body: &Bytes,
     account: &Account,
-    peer: Option<IpAddr>,
+    peer: Option<&Peer>,
 ) -> Result<Request<Full<Bytes>>, ForwardError> {
     let uri = ctx
         .target
@@ -66,8 +66,7 @@ fn upstream_request(
         .map_err(|_| ForwardError::Unforwardable("the request path cannot be forwarded"))?;
     let account_key = HeaderValue::from_str(&account.id)
         .map_err(|_| ForwardError::Unforwardable("the account id is not a valid header"))?;
-    let mut headers = parts.headers.clone();
-    headers::rewrite_request_headers(&mut headers, &account_key, peer);
+    let mut headers = headers::upstream_headers(&parts.headers, &account_key, peer);
     headers.insert(header::HOST, ctx.target.host_header().clone());
     let mut request = Request::new(Full::new(body.clone()));
     *request.method_mut() = parts.method.clone();

@@ -1,11 +1,16 @@
 //! Pure header rewriting between the client and the relay backend.
+//!
+//! Both directions run on every request, so each is one scan over the
+//! headers, with names matched as they come, rather than a lookup by name
+//! for each header that might be there.
 
-use std::net::IpAddr;
+use http::header::{self, GetAll, HeaderMap, HeaderName, HeaderValue};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use super::peer::Peer;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Indexed by [`hop_by_hop_index`].
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -14,85 +19,148 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
-/// The client's own credentials: never forwarded to the backend.
-const CLIENT_CREDENTIALS: [HeaderName; 3] = [
-    HeaderName::from_static("x-api-key"),
-    header::AUTHORIZATION,
-    HeaderName::from_static("api-key"),
-];
+const HOP_BY_HOP_COUNT: usize = 9;
+
+/// `Transfer-Encoding`'s place in [`HOP_BY_HOP`].
+const TRANSFER_ENCODING_AT: usize = 7;
+
+/// Where `name` is in [`HOP_BY_HOP`] (a match on the name is cheaper than
+/// comparing it with each).
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
+}
+
+/// What becomes of a client request header on its way to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestHeader {
+    /// Hop-by-hop; `Host` and `Content-Length` (the client sets them for the
+    /// target); the client's own credentials (`x-api-key`, `authorization`,
+    /// `api-key`), never forwarded.
+    Dropped,
+    ForwardedFor,
+    ForwardedProto,
+    Kept,
+}
+
+fn request_header(name: &HeaderName) -> RequestHeader {
+    if hop_by_hop_index(name).is_some() {
+        return RequestHeader::Dropped;
+    }
+    match name.as_str() {
+        "host" | "content-length" | "x-api-key" | "authorization" | "api-key" => {
+            RequestHeader::Dropped
+        }
+        "x-forwarded-for" => RequestHeader::ForwardedFor,
+        "x-forwarded-proto" => RequestHeader::ForwardedProto,
+        _ => RequestHeader::Kept,
+    }
+}
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
+/// Whether the `Connection` header's values name `name` (case-insensitive,
+/// as header names are).
+fn named_by(connection: &GetAll<'_, HeaderValue>, name: &HeaderName) -> bool {
+    connection
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-    headers.remove(header::UPGRADE);
+        .any(|token| token.trim().eq_ignore_ascii_case(name.as_str()))
 }
 
 /// An Anthropic secret as clients send it: `sk-ant-…`, `Bearer sk-ant-…`,
-/// or `authenticator sk-ant-…` (claude-relay-service's format).
+/// or `authenticator sk-ant-…` (claude-relay-service's format). Only a
+/// value that is text counts, as before; the bytes are looked at first
+/// because nearly no value is a secret.
 fn carries_anthropic_secret(value: &HeaderValue) -> bool {
-    let Ok(text) = value.to_str() else {
-        return false;
+    let bytes = value.as_bytes();
+    let token = match bytes.iter().position(|b| *b == b' ') {
+        // Header values hold no line breaks: only spaces and tabs to trim.
+        Some(space) => bytes[space + 1..].trim_ascii_start(),
+        None => bytes,
     };
-    let token = text
-        .split_once(' ')
-        .map(|(_, rest)| rest.trim_start())
-        .unwrap_or(text);
-    token.starts_with("sk-ant-")
+    token.starts_with(b"sk-ant-") && value.to_str().is_ok()
 }
 
-/// Turns the client's request headers into the backend's:
-/// - hop-by-hop and `Host` removed (the client sets the target's authority),
-/// - the client's key removed and `x-api-key` set to the account id,
+/// The backend's request headers, made from the client's in one pass:
+/// - hop-by-hop (also those `Connection` names), `Host` and `Content-Length`
+///   left out (the client sets the target's authority and the body's length),
+/// - the client's key left out and `x-api-key` set to the account id,
 /// - any other header carrying an `sk-ant-…` secret replaced by the account id
 ///   (as the Go middleware did, so no client secret reaches the relay),
 /// - `X-Forwarded-For` extended with the peer, `X-Forwarded-Proto` set if absent.
-pub fn rewrite_request_headers(
-    headers: &mut HeaderMap,
+pub fn upstream_headers(
+    client: &HeaderMap,
     account_key: &HeaderValue,
-    peer: Option<IpAddr>,
-) {
-    strip_hop_by_hop(headers);
-    headers.remove(header::HOST);
-    headers.remove(header::CONTENT_LENGTH);
-    for name in &CLIENT_CREDENTIALS {
-        headers.remove(name);
+    peer: Option<&Peer>,
+) -> HeaderMap {
+    let connection = client.get_all(header::CONNECTION);
+    let has_connection = connection.iter().next().is_some();
+    let mut headers = HeaderMap::with_capacity(client.len() + 3);
+    let (mut has_forwarded_for, mut has_forwarded_proto) = (false, false);
+    // The name whose values were replaced by the account id: its other
+    // values go too (one header, one account id).
+    let mut secret: Option<&HeaderName> = None;
+    for (name, value) in client {
+        let kind = request_header(name);
+        if kind == RequestHeader::Dropped
+            || secret == Some(name)
+            || (has_connection && named_by(&connection, name))
+        {
+            continue;
+        }
+        has_forwarded_for |= kind == RequestHeader::ForwardedFor;
+        has_forwarded_proto |= kind == RequestHeader::ForwardedProto;
+        if carries_anthropic_secret(value) {
+            headers.insert(name.clone(), account_key.clone());
+            secret = Some(name);
+        } else {
+            headers.append(name.clone(), value.clone());
+        }
     }
-    let secret_headers: Vec<HeaderName> = headers
-        .iter()
-        .filter(|(_, value)| carries_anthropic_secret(value))
-        .map(|(name, _)| name.clone())
-        .collect();
-    for name in secret_headers {
-        headers.insert(name, account_key.clone());
-    }
-    headers.insert(X_API_KEY.clone(), account_key.clone());
+    headers.append(X_API_KEY.clone(), account_key.clone());
 
     if let Some(peer) = peer {
-        let forwarded = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(existing) => format!("{existing}, {peer}"),
-            None => peer.to_string(),
+        let existing = if has_forwarded_for {
+            headers.get(&X_FORWARDED_FOR)
+        } else {
+            None
         };
-        if let Ok(value) = HeaderValue::from_str(&forwarded) {
+        let forwarded = match existing {
+            Some(existing) => extended_forwarded_for(existing, peer),
+            None => peer.forwarded_for().cloned(),
+        };
+        if let Some(value) = forwarded {
             headers.insert(X_FORWARDED_FOR.clone(), value);
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if !has_forwarded_proto {
+        headers.append(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    headers
+}
+
+/// `existing, peer`; a value that is not text is replaced by the peer alone.
+fn extended_forwarded_for(existing: &HeaderValue, peer: &Peer) -> Option<HeaderValue> {
+    match existing.to_str() {
+        Ok(existing) => HeaderValue::try_from(format!("{existing}, {}", peer.ip())).ok(),
+        Err(_) => peer.forwarded_for().cloned(),
     }
 }
 
@@ -102,10 +170,27 @@ pub fn rewrite_request_headers(
 /// forwarding it would make the client stop early or wait for bytes that
 /// never come. claude-relay-service sends both on its non-streamed answers.
 pub fn rewrite_response_headers(headers: &mut HeaderMap) {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    // One scan says which are there; only those are removed.
+    let connection = headers.get_all(header::CONNECTION);
+    let has_connection = connection.iter().next().is_some();
+    let mut fixed = [false; HOP_BY_HOP_COUNT];
+    let mut named: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        match hop_by_hop_index(name) {
+            Some(index) => fixed[index] = true,
+            None if has_connection && named_by(&connection, name) => named.push(name.clone()),
+            None => {}
+        }
+    }
+    if fixed[TRANSFER_ENCODING_AT] {
         headers.remove(header::CONTENT_LENGTH);
     }
-    strip_hop_by_hop(headers);
+    for (name, _) in HOP_BY_HOP.iter().zip(fixed).filter(|(_, there)| *there) {
+        headers.remove(name);
+    }
+    for name in &named {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]
@@ -120,14 +205,25 @@ mod tests {
         m
     }
 
+    fn peer() -> Peer {
+        Peer::new("10.1.2.3".parse().unwrap())
+    }
+
     fn rewrite(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = map(pairs);
-        rewrite_request_headers(
-            &mut h,
+        upstream_headers(
+            &map(pairs),
             &HeaderValue::from_static("acct-1234"),
-            Some("10.1.2.3".parse().unwrap()),
-        );
-        h
+            Some(&peer()),
+        )
+    }
+
+    #[test]
+    fn hop_by_hop_indexes_match_the_table() {
+        for (at, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(at), "{name}");
+        }
+        assert_eq!(HOP_BY_HOP[TRANSFER_ENCODING_AT], header::TRANSFER_ENCODING);
+        assert_eq!(hop_by_hop_index(&header::CONTENT_TYPE), None);
     }
 
     #[test]
@@ -139,6 +235,7 @@ mod tests {
             ("anthropic-version", "2023-06-01"),
         ]);
         assert_eq!(h["x-api-key"], "acct-1234");
+        assert_eq!(h.get_all("x-api-key").iter().count(), 1);
         assert!(h.get("authorization").is_none());
         assert!(h.get("api-key").is_none());
         assert_eq!(h["anthropic-version"], "2023-06-01");
@@ -150,23 +247,48 @@ mod tests {
         let h = rewrite(&[
             ("x-custom-auth", "authenticator sk-ant-api03-secret"),
             ("x-other", "sk-ant-oat01-secret"),
+            ("x-spaced", "Bearer  \tsk-ant-oat01-secret"),
             ("x-plain", "nothing secret"),
         ]);
         assert_eq!(h["x-custom-auth"], "acct-1234");
         assert_eq!(h["x-other"], "acct-1234");
+        assert_eq!(h["x-spaced"], "acct-1234");
         assert_eq!(h["x-plain"], "nothing secret");
         assert!(!format!("{h:?}").contains("sk-ant"));
     }
 
     #[test]
+    fn a_secret_among_several_values_leaves_one_account_id() {
+        for values in [
+            ["plain", "sk-ant-a", "other"],
+            ["sk-ant-a", "plain", "other"],
+            ["plain", "other", "Bearer sk-ant-a"],
+        ] {
+            let h = rewrite(&[
+                ("x-multi", values[0]),
+                ("x-multi", values[1]),
+                ("x-multi", values[2]),
+                ("x-after", "1"),
+            ]);
+            let got: Vec<_> = h.get_all("x-multi").iter().collect();
+            assert_eq!(got, ["acct-1234"], "{values:?}");
+            assert_eq!(h["x-after"], "1");
+        }
+    }
+
+    #[test]
     fn drops_hop_by_hop_and_connection_named_headers() {
         let h = rewrite(&[
-            ("connection", "keep-alive, x-drop-me"),
-            ("keep-alive", "timeout=5"),
             ("x-drop-me", "1"),
+            ("connection", "keep-alive, X-Drop-Me"),
+            ("connection", " x-drop-too "),
+            ("keep-alive", "timeout=5"),
+            ("x-drop-too", "1"),
             ("te", "trailers"),
             ("transfer-encoding", "chunked"),
             ("proxy-authorization", "Basic abc"),
+            ("proxy-connection", "keep-alive"),
+            ("trailer", "x-t"),
             ("upgrade", "websocket"),
             ("host", "proxy.local"),
             ("content-length", "12"),
@@ -176,9 +298,12 @@ mod tests {
             "connection",
             "keep-alive",
             "x-drop-me",
+            "x-drop-too",
             "te",
             "transfer-encoding",
             "proxy-authorization",
+            "proxy-connection",
+            "trailer",
             "upgrade",
             "host",
             "content-length",
@@ -199,21 +324,78 @@ mod tests {
         ]);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
+        // Several values: the first is extended, the others go.
+        let h = rewrite(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+        ]);
+        let got: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(got, ["1.1.1.1, 10.1.2.3"]);
+        // Named by Connection: dropped, so set afresh.
+        let h = rewrite(&[
+            ("connection", "x-forwarded-for, x-forwarded-proto"),
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        // Not text: replaced by the peer.
+        let mut client = HeaderMap::new();
+        client.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"1.1.1.1\xff").unwrap(),
+        );
+        let h = upstream_headers(&client, &HeaderValue::from_static("a"), Some(&peer()));
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        // No peer: left as sent.
+        let client = map(&[("x-forwarded-for", "1.1.1.1")]);
+        let h = upstream_headers(&client, &HeaderValue::from_static("a"), None);
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1");
+    }
+
+    #[test]
+    fn a_secret_that_is_not_text_is_not_recognised() {
+        // As before the single pass: only text values are judged.
+        let mut client = HeaderMap::new();
+        client.insert("x-other", HeaderValue::from_bytes(b"sk-ant-x\xff").unwrap());
+        let h = upstream_headers(&client, &HeaderValue::from_static("a"), Some(&peer()));
+        assert_eq!(h["x-other"].as_bytes(), b"sk-ant-x\xff");
     }
 
     #[test]
     fn response_headers_lose_hop_by_hop_only() {
         let mut h = map(&[
-            ("connection", "close"),
+            ("connection", "close, X-Node-Only"),
+            ("keep-alive", "timeout=5"),
+            ("x-node-only", "1"),
             ("transfer-encoding", "chunked"),
             ("content-type", "text/event-stream"),
             ("anthropic-ratelimit-unified-reset", "1800000000"),
         ]);
         rewrite_response_headers(&mut h);
-        assert!(h.get("connection").is_none());
-        assert!(h.get("transfer-encoding").is_none());
+        for gone in [
+            "connection",
+            "keep-alive",
+            "x-node-only",
+            "transfer-encoding",
+        ] {
+            assert!(h.get(gone).is_none(), "{gone} should be removed");
+        }
         assert_eq!(h["content-type"], "text/event-stream");
         assert!(h.get("anthropic-ratelimit-unified-reset").is_some());
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn response_headers_without_hop_by_hop_are_untouched() {
+        let mut h = map(&[
+            ("content-type", "application/json"),
+            ("x-a", "1"),
+            ("x-a", "2"),
+        ]);
+        let before = h.clone();
+        rewrite_response_headers(&mut h);
+        assert_eq!(h, before);
     }
 
     #[test]
@@ -231,5 +413,132 @@ mod tests {
         let mut h = map(&[("content-length", "42")]);
         rewrite_response_headers(&mut h);
         assert_eq!(h["content-length"], "42");
+    }
+
+    /// The rewriting as it was before the single pass (a `remove` per name),
+    /// to check the new one against: same headers, same values.
+    mod before {
+        use std::net::IpAddr;
+
+        use super::super::{HOP_BY_HOP, carries_anthropic_secret};
+        use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+        fn strip_hop_by_hop(headers: &mut HeaderMap) {
+            let named: Vec<HeaderName> = headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+                .collect();
+            for name in named.iter().chain(HOP_BY_HOP.iter()) {
+                headers.remove(name);
+            }
+        }
+
+        pub fn request(headers: &mut HeaderMap, account_key: &HeaderValue, peer: IpAddr) {
+            strip_hop_by_hop(headers);
+            for name in [
+                "host",
+                "content-length",
+                "x-api-key",
+                "authorization",
+                "api-key",
+            ] {
+                headers.remove(name);
+            }
+            let secret: Vec<HeaderName> = headers
+                .iter()
+                .filter(|(_, value)| carries_anthropic_secret(value))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in secret {
+                headers.insert(name, account_key.clone());
+            }
+            headers.insert("x-api-key", account_key.clone());
+            let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(existing) => format!("{existing}, {peer}"),
+                None => peer.to_string(),
+            };
+            headers.insert(
+                "x-forwarded-for",
+                HeaderValue::from_str(&forwarded).unwrap(),
+            );
+            if !headers.contains_key("x-forwarded-proto") {
+                headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            }
+        }
+
+        pub fn response(headers: &mut HeaderMap) {
+            if headers.contains_key(header::TRANSFER_ENCODING) {
+                headers.remove(header::CONTENT_LENGTH);
+            }
+            strip_hop_by_hop(headers);
+        }
+    }
+
+    /// Each name with its values in order, names sorted: what a backend sees
+    /// (the order of different names carries no meaning, RFC 9110 §5.3).
+    fn normalised(headers: &HeaderMap) -> Vec<(String, Vec<Vec<u8>>)> {
+        let mut out: Vec<_> = headers
+            .keys()
+            .map(|name| {
+                let values = headers.get_all(name).iter().map(|v| v.as_bytes().to_vec());
+                (name.to_string(), values.collect())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn same_headers_as_before_the_single_pass() {
+        let pool: [(&'static str, &str); 14] = [
+            ("connection", "keep-alive, x-named"),
+            ("connection", "X-Forwarded-For"),
+            ("x-named", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "42"),
+            ("x-api-key", "cr_key_1234567"),
+            ("authorization", "Bearer sk-ant-x"),
+            ("x-secret", "plain"),
+            ("x-secret", "authenticator sk-ant-y"),
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-proto", "https"),
+            ("host", "proxy.local"),
+            ("content-type", "application/json"),
+        ];
+        let key = HeaderValue::from_static("acct-1234");
+        let peer = peer();
+        // Every choice of up to four headers of the pool, in pool order.
+        for mask in 0u32..(1 << pool.len()) {
+            if mask.count_ones() > 4 {
+                continue;
+            }
+            let chosen: Vec<_> = (0..pool.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| pool[i])
+                .collect();
+            let client = map(&chosen);
+            let mut expected = client.clone();
+            before::request(&mut expected, &key, peer.ip());
+            let got = upstream_headers(&client, &key, Some(&peer));
+            assert_eq!(
+                normalised(&got),
+                normalised(&expected),
+                "request {chosen:?}"
+            );
+
+            let mut expected = client.clone();
+            before::response(&mut expected);
+            let mut got = client.clone();
+            rewrite_response_headers(&mut got);
+            assert_eq!(
+                normalised(&got),
+                normalised(&expected),
+                "response {chosen:?}"
+            );
+        }
     }
 }

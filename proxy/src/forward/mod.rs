@@ -10,11 +10,11 @@ mod context;
 mod error;
 pub mod first_event;
 pub mod headers;
+mod peer;
 mod read_ahead;
 mod request_body;
 mod target;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 pub use client::{CONNECT_TIMEOUT, UpstreamClient, build_client};
 pub use context::{ForwardSettings, Forwarding};
 pub use error::{ForwardError, NoAccount};
+pub use peer::Peer;
 pub use target::Target;
 
 use crate::accounts::{Account, PoolSnapshot, now_ms};
@@ -42,7 +43,7 @@ use request_body::read_body;
 pub async fn forward(
     ctx: &Forwarding<'_>,
     request: Request<Incoming>,
-    peer: Option<IpAddr>,
+    peer: Option<&Peer>,
     route: &'static str,
 ) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
@@ -64,7 +65,7 @@ async fn proxy(
     ctx: &Forwarding<'_>,
     parts: &Parts,
     body: Incoming,
-    peer: Option<IpAddr>,
+    peer: Option<&Peer>,
     record: &mut RequestRecord,
 ) -> Result<Answer, ForwardError> {
     ctx.auth.check(&parts.headers)?;
