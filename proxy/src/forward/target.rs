@@ -1,6 +1,6 @@
 //! The backend's address, and the URI of each forwarded request on it.
 
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Uri};
 
 #[derive(Debug, Clone)]
@@ -9,8 +9,10 @@ pub struct Target {
     authority: Authority,
     /// A path prefix of TARGET_URL without its trailing slash ("" for none).
     base_path: String,
-    /// What replaces a client path's leading `/v1` (TARGET_V1_PATH).
-    v1_path: String,
+    /// What replaces a client path's leading `/v1`: the base path and
+    /// TARGET_V1_PATH joined once here, not on every request; `None` when
+    /// TARGET_V1_PATH is `/v1` itself (nothing to map).
+    v1_prefix: Option<String>,
     host_header: HeaderValue,
 }
 
@@ -22,11 +24,13 @@ impl Target {
         let authority = uri.authority().cloned().ok_or("TARGET_URL has no host")?;
         let host_header = HeaderValue::from_str(authority.as_str())
             .map_err(|_| "TARGET_URL host is not a valid Host header".to_string())?;
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        let v1_prefix = (v1_path != "/v1").then(|| format!("{base_path}{v1_path}"));
         Ok(Self {
             scheme,
             authority,
-            base_path: uri.path().trim_end_matches('/').to_string(),
-            v1_path: v1_path.to_string(),
+            base_path,
+            v1_prefix,
             host_header,
         })
     }
@@ -36,36 +40,42 @@ impl Target {
     }
 
     /// The client's path and query on the backend: under TARGET_URL's path,
-    /// with a leading `/v1` replaced by TARGET_V1_PATH.
+    /// with a leading `/v1` replaced by TARGET_V1_PATH. One allocation at
+    /// most (the joined path), none when the path is forwarded as is.
     pub fn uri_for(&self, client_uri: &Uri) -> Result<Uri, http::Error> {
         let path_and_query = match client_uri.path_and_query() {
             Some(pq) => match self.v1_rest(pq.as_str()) {
-                Some(rest) => {
-                    PathAndQuery::try_from(format!("{}{}{rest}", self.base_path, self.v1_path))?
-                }
+                Some((prefix, rest)) => joined(prefix, rest)?,
                 None if self.base_path.is_empty() => pq.clone(),
-                None => PathAndQuery::try_from(format!("{}{}", self.base_path, pq))?,
+                None => joined(&self.base_path, pq.as_str())?,
             },
             None => PathAndQuery::from_static("/"),
         };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+        let mut parts = uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Ok(Uri::from_parts(parts)?)
     }
 }
 
 impl Target {
-    /// What follows `/v1` in a client path that must be mapped ("/messages?x"),
-    /// or `None` when the path is not under `/v1` or the mapping is `/v1` itself.
-    fn v1_rest<'a>(&self, path_and_query: &'a str) -> Option<&'a str> {
-        if self.v1_path == "/v1" {
-            return None;
-        }
+    /// The prefix that replaces `/v1` and what follows `/v1` in a client path
+    /// that must be mapped ("/messages?x"), or `None` when the path is not
+    /// under `/v1` or the mapping is `/v1` itself.
+    fn v1_rest<'a>(&'a self, path_and_query: &'a str) -> Option<(&'a str, &'a str)> {
+        let prefix = self.v1_prefix.as_deref()?;
         let rest = path_and_query.strip_prefix("/v1")?;
-        (rest.is_empty() || rest.starts_with(['/', '?'])).then_some(rest)
+        (rest.is_empty() || rest.starts_with(['/', '?'])).then_some((prefix, rest))
     }
+}
+
+/// `first` then `second` as a path: one allocation of the exact size.
+fn joined(first: &str, second: &str) -> Result<PathAndQuery, http::Error> {
+    let mut path = String::with_capacity(first.len() + second.len());
+    path.push_str(first);
+    path.push_str(second);
+    Ok(PathAndQuery::try_from(path)?)
 }
 
 #[cfg(test)]
