@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
@@ -49,8 +49,11 @@ struct Metadata {
 }
 
 fn body_user_id(body: &[u8]) -> Option<String> {
-    // Cheap pre-check (SIMD search): most bodies without metadata are never parsed.
-    memchr::memmem::find(body, b"user_id")?;
+    // Cheap pre-check (SIMD search, its searcher built once): most bodies
+    // without metadata are never parsed.
+    static USER_ID: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"user_id"));
+    USER_ID.find(body)?;
     serde_json::from_slice::<Envelope>(body)
         .ok()?
         .metadata?

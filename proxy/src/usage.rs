@@ -8,7 +8,9 @@
 //! is skipped line by line without being parsed or copied. A JSON answer's
 //! `usage` object is found by its key and parsed alone.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde::Deserialize;
 
 /// Tokens of one answer, as Anthropic counts them.
@@ -178,6 +180,8 @@ pub struct JsonUsage {
 }
 
 const USAGE_KEY: &[u8] = b"\"usage\":";
+/// Built once: building a searcher costs more than searching a small answer.
+static USAGE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(USAGE_KEY));
 
 impl JsonUsage {
     pub fn feed(&mut self, chunk: &[u8]) {
@@ -194,12 +198,13 @@ impl JsonUsage {
             let head = chunk.len().min(USAGE_KEY.len() - 1);
             seam[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
             seam[self.tail_len..self.tail_len + head].copy_from_slice(&chunk[..head]);
-            memmem::find(&seam[..self.tail_len + head], USAGE_KEY)
+            USAGE_FINDER
+                .find(&seam[..self.tail_len + head])
                 .map(|at| at + USAGE_KEY.len() - self.tail_len)
         } else {
             None
         }
-        .or_else(|| memmem::find(chunk, USAGE_KEY).map(|at| at + USAGE_KEY.len()));
+        .or_else(|| USAGE_FINDER.find(chunk).map(|at| at + USAGE_KEY.len()));
         match found {
             Some(after_key) => {
                 let after = &chunk[after_key..];
@@ -297,17 +302,22 @@ impl UsageTap {
 /// The family of a model id, a metric label of few values:
 /// `claude-sonnet-4-5-20250929` → `sonnet`.
 pub fn model_family(model: &str) -> &'static str {
-    ["opus", "sonnet", "haiku"]
-        .into_iter()
-        .find(|family| model.contains(family))
-        .unwrap_or("other")
+    // Searchers built once (`str::contains` builds one per call).
+    static FAMILIES: LazyLock<[(&str, Finder<'static>); 3]> = LazyLock::new(|| {
+        ["opus", "sonnet", "haiku"].map(|family| (family, Finder::new(family)))
+    });
+    FAMILIES
+        .iter()
+        .find(|(_, finder)| finder.find(model.as_bytes()).is_some())
+        .map_or("other", |(family, _)| family)
 }
 
 /// The `model` of a Messages request body, found by its key without parsing
 /// the whole body (it may be megabytes of conversation).
 pub fn request_model(body: &[u8]) -> Option<&str> {
     const KEY: &[u8] = b"\"model\"";
-    for at in memmem::find_iter(body, KEY) {
+    static KEY_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(KEY));
+    for at in KEY_FINDER.find_iter(body) {
         let rest = &body[at + KEY.len()..];
         let rest = trim_start(rest).strip_prefix(b":")?;
         let rest = trim_start(rest).strip_prefix(b"\"")?;
