@@ -8,15 +8,20 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use http::HeaderMap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use subtle::ConstantTimeEq;
 
 /// Shortest and longest key accepted, as the Go middleware did.
 pub const MIN_KEY_LEN: usize = 10;
 pub const MAX_KEY_LEN: usize = 512;
 
-/// The headers a client may put its key in, in order of precedence.
-pub const KEY_HEADERS: [&str; 3] = ["x-api-key", "authorization", "api-key"];
+/// The headers a client may put its key in, in order of precedence. Names,
+/// not text: a lookup by text parses the name on every request.
+pub static KEY_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-api-key"),
+    header::AUTHORIZATION,
+    HeaderName::from_static("api-key"),
+];
 
 /// Why a request was refused. Messages never contain the presented key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -47,20 +52,24 @@ pub fn parse_key_list(text: &str) -> Vec<String> {
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer …`,
 /// else `api-key`. Bytes, not text: a key need not be ASCII to be compared.
 pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
-    if let Some(key) = header_bytes(headers, "x-api-key") {
+    presented_key_of(KEY_HEADERS.each_ref().map(|name| headers.get(name)))
+}
+
+/// [`presented_key`] from the first value of each of [`KEY_HEADERS`].
+fn presented_key_of([api_key, authorization, other]: [Option<&HeaderValue>; 3]) -> Option<&[u8]> {
+    if let Some(key) = header_bytes(api_key) {
         return Some(key);
     }
-    if let Some(value) = header_bytes(headers, "authorization") {
+    if let Some(value) = header_bytes(authorization) {
         let space = value.iter().position(|b| *b == b' ')?;
         let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
         return (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token);
     }
-    header_bytes(headers, "api-key")
+    header_bytes(other)
 }
 
-fn header_bytes<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
-    headers
-        .get(name)
+fn header_bytes(value: Option<&HeaderValue>) -> Option<&[u8]> {
+    value
         .map(|v| v.as_bytes().trim_ascii())
         .filter(|v| !v.is_empty())
 }
@@ -136,14 +145,18 @@ impl Authenticator {
         if !self.enabled {
             return Ok(());
         }
-        // Two keys could be read differently by two parsers: refuse both.
-        if KEY_HEADERS
-            .iter()
-            .any(|name| headers.get_all(*name).iter().nth(1).is_some())
-        {
-            return Err(AuthError::Ambiguous);
+        // Each key header looked up once: its first value, and whether it
+        // has a second. Two keys could be read differently by two parsers:
+        // refuse both.
+        let mut first = [None; KEY_HEADERS.len()];
+        for (slot, name) in first.iter_mut().zip(&KEY_HEADERS) {
+            let mut values = headers.get_all(name).iter();
+            *slot = values.next();
+            if values.next().is_some() {
+                return Err(AuthError::Ambiguous);
+            }
         }
-        let key = presented_key(headers).ok_or(AuthError::Missing)?;
+        let key = presented_key_of(first).ok_or(AuthError::Missing)?;
         if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len())
             || !key.starts_with(self.prefix.as_bytes())
         {

@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use serde::Deserialize;
 
 use crate::shared_health::SharedHealth;
 
 pub const SESSION_HEADER: &str = "x-claude-code-session-id";
+/// [`SESSION_HEADER`] as a name: a lookup by text parses it every time.
+static SESSION_HEADER_NAME: HeaderName = HeaderName::from_static(SESSION_HEADER);
 /// Longer ids are not sessions we can trust to key on.
 const MAX_SESSION_LEN: usize = 256;
 /// Local entries beyond this trigger a sweep of expired ones.
@@ -21,7 +23,7 @@ const SWEEP_THRESHOLD: usize = 10_000;
 /// The session a request belongs to, if it says.
 pub fn session_id(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     if let Some(id) = headers
-        .get(SESSION_HEADER)
+        .get(&SESSION_HEADER_NAME)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
