@@ -15,6 +15,7 @@ pub mod config;
 pub mod forward;
 pub mod keys_file;
 pub mod logging;
+mod metric_handles;
 pub mod metrics;
 pub mod refresh;
 pub mod response;

@@ -10,8 +10,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::metric_handles::{RequestCounters, TokenCounters};
 use crate::selection::FailureKind;
-use crate::usage::Usage;
+use crate::usage::{ModelFamily, Usage};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -40,6 +41,17 @@ pub enum RequestOutcome {
 }
 
 impl RequestOutcome {
+    /// Every outcome, each at its own discriminant.
+    pub const ALL: [RequestOutcome; 7] = [
+        Self::Completed,
+        Self::Refused,
+        Self::BackendError,
+        Self::StreamError,
+        Self::ClientClosed,
+        Self::RelayLimited,
+        Self::RelayError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Completed => "completed",
@@ -102,6 +114,9 @@ pub struct Metrics {
     pub redis_last_success_age_seconds: Gauge<f64, AtomicU64>,
     pub tokens: Family<TokenLabels, Counter>,
     pub session_repins: Counter,
+    /// Handles into `requests` and `tokens`, resolved on first use.
+    request_counters: RequestCounters,
+    token_counters: TokenCounters,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -135,6 +150,8 @@ impl Metrics {
             redis_last_success_age_seconds: Gauge::default(),
             tokens: Family::default(),
             session_repins: Counter::default(),
+            request_counters: RequestCounters::default(),
+            token_counters: TokenCounters::default(),
             registry: Registry::default(),
         };
         metrics.register_usage(&mut registry);
@@ -216,23 +233,14 @@ impl Metrics {
     }
 
     /// Adds one answer's tokens.
-    pub fn record_usage(&self, account: &str, model_family: &'static str, usage: &Usage) {
-        let kinds = [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-            ("cache_read", usage.cache_read_input_tokens),
-            ("cache_creation", usage.cache_creation_input_tokens),
-        ];
-        // One label set, its kind changed in place: one allocation per answer.
-        let mut labels = TokenLabels {
-            account: account.to_string(),
-            model_family,
-            kind: "",
-        };
-        for (kind, tokens) in kinds.into_iter().filter(|(_, n)| *n > 0) {
-            labels.kind = kind;
-            self.tokens.get_or_create(&labels).inc_by(tokens);
-        }
+    pub fn record_usage(&self, account: &str, model_family: ModelFamily, usage: &Usage) {
+        self.token_counters
+            .add(&self.tokens, account, model_family, usage);
+    }
+
+    /// Counts one proxied request.
+    pub fn record_request(&self, labels: RequestLabels) {
+        self.request_counters.inc(&self.requests, labels);
     }
 
     pub fn record_retry(&self, kind: FailureKind) {

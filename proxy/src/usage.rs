@@ -299,17 +299,41 @@ impl UsageTap {
     }
 }
 
-/// The family of a model id, a metric label of few values:
-/// `claude-sonnet-4-5-20250929` → `sonnet`.
-pub fn model_family(model: &str) -> &'static str {
+/// The family of a model id, a metric label of few values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelFamily {
+    Opus,
+    Sonnet,
+    Haiku,
+    Other,
+}
+
+impl ModelFamily {
+    /// Every family, each at its own discriminant.
+    pub const ALL: [ModelFamily; 4] = [Self::Opus, Self::Sonnet, Self::Haiku, Self::Other];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opus => "opus",
+            Self::Sonnet => "sonnet",
+            Self::Haiku => "haiku",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The family of a model id: `claude-sonnet-4-5-20250929` → `Sonnet`.
+pub fn model_family(model: &str) -> ModelFamily {
+    use ModelFamily::{Haiku, Opus, Sonnet};
     // Searchers built once (`str::contains` builds one per call).
-    static FAMILIES: LazyLock<[(&str, Finder<'static>); 3]> = LazyLock::new(|| {
-        ["opus", "sonnet", "haiku"].map(|family| (family, Finder::new(family)))
+    static FAMILIES: LazyLock<[(ModelFamily, Finder<'static>); 3]> = LazyLock::new(|| {
+        [Opus, Sonnet, Haiku].map(|family| (family, Finder::new(family.as_str())))
     });
     FAMILIES
         .iter()
         .find(|(_, finder)| finder.find(model.as_bytes()).is_some())
-        .map_or("other", |(family, _)| family)
+        .map_or(ModelFamily::Other, |(family, _)| *family)
 }
 
 /// The `model` of a Messages request body, found by its key without parsing
@@ -436,10 +460,16 @@ mod tests {
 
     #[test]
     fn model_families_and_request_models() {
-        assert_eq!(model_family("claude-sonnet-4-5-20250929"), "sonnet");
-        assert_eq!(model_family("claude-3-5-haiku-latest"), "haiku");
-        assert_eq!(model_family("claude-opus-4-1"), "opus");
-        assert_eq!(model_family("gpt-4"), "other");
+        assert_eq!(
+            model_family("claude-sonnet-4-5-20250929"),
+            ModelFamily::Sonnet
+        );
+        assert_eq!(model_family("claude-3-5-haiku-latest").as_str(), "haiku");
+        assert_eq!(model_family("claude-opus-4-1").as_str(), "opus");
+        assert_eq!(model_family("gpt-4").as_str(), "other");
+        for (at, family) in ModelFamily::ALL.into_iter().enumerate() {
+            assert_eq!(family as usize, at);
+        }
         assert_eq!(
             request_model(br#"{"max_tokens":1, "model" : "claude-opus-4-1","messages":[]}"#),
             Some("claude-opus-4-1")

@@ -9,7 +9,7 @@ use http::uri::PathAndQuery;
 
 use crate::accounts::short_id;
 use crate::metrics::{Metrics, RequestLabels, RequestOutcome};
-use crate::usage::UsageTap;
+use crate::usage::{ModelFamily, UsageTap};
 
 pub struct RequestRecord {
     pub metrics: Arc<Metrics>,
@@ -27,7 +27,7 @@ pub struct RequestRecord {
     /// own refusal passed on.
     pub completed_as: RequestOutcome,
     /// The requested model's family (`sonnet`), for the usage metrics.
-    pub model_family: Option<&'static str>,
+    pub model_family: Option<ModelFamily>,
     /// Reads token usage from the body as it passes, on successful answers.
     pub usage: Option<UsageTap>,
 }
@@ -73,18 +73,15 @@ impl RequestRecord {
     pub fn finish(self, outcome: RequestOutcome, detail: Option<&str>) {
         // What was read counts even when the client left early: those tokens were spent.
         if let (Some(tap), Some(account)) = (&self.usage, &self.account) {
-            let family = self.model_family.unwrap_or("other");
+            let family = self.model_family.unwrap_or(ModelFamily::Other);
             self.metrics
                 .record_usage(short_id(account), family, &tap.usage());
         }
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route: self.route,
-                status: self.status,
-                outcome,
-            })
-            .inc();
+        self.metrics.record_request(RequestLabels {
+            route: self.route,
+            status: self.status,
+            outcome,
+        });
         let path = self.path.as_ref().map(PathAndQuery::path).unwrap_or("/");
         let account = self.account.as_deref().map(short_id).unwrap_or("-");
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
