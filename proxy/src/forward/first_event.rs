@@ -2,6 +2,11 @@
 //! whether a `200 text/event-stream` answer is really an error (the relay
 //! answers a refused streaming request that way).
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 /// What the bytes read so far say about the first event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FirstEvent {
@@ -21,12 +26,12 @@ pub fn first_event(buffer: &[u8]) -> FirstEvent {
     while let Some((block, after)) = split_block(rest) {
         rest = after;
         let mut name: &[u8] = b"";
-        let mut data: Vec<&[u8]> = Vec::new();
+        let mut data = DataLines::default();
         for line in lines(block) {
             if line.first() == Some(&b':') {
                 continue;
             }
-            let (field, value) = match line.iter().position(|b| *b == b':') {
+            let (field, value) = match memchr::memchr(b':', line) {
                 Some(i) => (&line[..i], strip_one_space(&line[i + 1..])),
                 None => (line, &b""[..]),
             };
@@ -39,27 +44,75 @@ pub fn first_event(buffer: &[u8]) -> FirstEvent {
         if name.is_empty() && data.is_empty() {
             continue;
         }
-        let data = data.join(&b'\n');
-        let payload: Option<serde_json::Value> = serde_json::from_slice(&data).ok();
-        let payload_is_error = payload
-            .as_ref()
-            .is_some_and(|p| p.get("type").and_then(|t| t.as_str()) == Some("error"));
-        if name == b"error" || payload_is_error {
-            return FirstEvent::Error { data };
+        let data = data.joined();
+        if name == b"error" || payload_is_error(&data) {
+            return FirstEvent::Error {
+                data: data.into_owned(),
+            };
         }
         return FirstEvent::Normal;
     }
     FirstEvent::Incomplete
 }
 
+/// An event's `data` lines: nearly always one, kept borrowed; several are
+/// joined with `\n`.
+#[derive(Default)]
+struct DataLines<'a> {
+    first: Option<&'a [u8]>,
+    more: Vec<&'a [u8]>,
+}
+
+impl<'a> DataLines<'a> {
+    fn push(&mut self, line: &'a [u8]) {
+        if self.first.is_none() {
+            self.first = Some(line);
+        } else {
+            self.more.push(line);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn joined(&self) -> Cow<'a, [u8]> {
+        let first = self.first.unwrap_or_default();
+        if self.more.is_empty() {
+            return Cow::Borrowed(first);
+        }
+        let mut all = Vec::with_capacity(1 + self.more.len());
+        all.push(first);
+        all.extend_from_slice(&self.more);
+        Cow::Owned(all.join(&b'\n'))
+    }
+}
+
+/// Whether the data is JSON whose top-level `type` is `"error"`. Parsed only
+/// when it could be: a string can only read `error` if the word is there as
+/// is, or if an escape (`\u0065`) spells a letter of it. A first event
+/// (`message_start`) is neither, and is not parsed.
+fn payload_is_error(data: &[u8]) -> bool {
+    static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"error"));
+    if ERROR.find(data).is_none() && memchr::memchr(b'\\', data).is_none() {
+        return false;
+    }
+    let payload: Option<serde_json::Value> = serde_json::from_slice(data).ok();
+    payload
+        .as_ref()
+        .is_some_and(|p| p.get("type").and_then(|t| t.as_str()) == Some("error"))
+}
+
 /// The bytes up to the first blank line, and what follows it.
 fn split_block(buffer: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut i = 0;
-    while i < buffer.len() {
+    // Only line ends matter: jump from one to the next.
+    while let Some(found) = memchr::memchr2(b'\n', b'\r', &buffer[i..]) {
+        i += found;
         // A line ends at \r\n, \n or \r; a block ends at an empty line.
-        let end_of_line = match buffer[i] {
-            b'\n' => Some(i + 1),
-            b'\r' if buffer.get(i + 1) == Some(&b'\n') => Some(i + 2),
+        let next = match buffer[i] {
+            b'\n' => i + 1,
+            b'\r' if buffer.get(i + 1) == Some(&b'\n') => i + 2,
             // A lone \r at the very end may still be followed by \n, unless
             // it already ends an empty line.
             b'\r'
@@ -67,27 +120,34 @@ fn split_block(buffer: &[u8]) -> Option<(&[u8], &[u8])> {
             {
                 return None;
             }
-            b'\r' => Some(i + 1),
-            _ => None,
+            _ => i + 1,
         };
-        if let Some(next) = end_of_line {
-            let line_starts_block = i == 0;
-            let previous_was_eol = i > 0 && matches!(buffer[i - 1], b'\n' | b'\r');
-            if line_starts_block || previous_was_eol {
-                return Some((&buffer[..i], &buffer[next..]));
-            }
-            i = next;
-        } else {
-            i += 1;
+        let line_starts_block = i == 0;
+        let previous_was_eol = i > 0 && matches!(buffer[i - 1], b'\n' | b'\r');
+        if line_starts_block || previous_was_eol {
+            return Some((&buffer[..i], &buffer[next..]));
         }
+        i = next;
     }
     None
 }
 
+/// The non-empty lines of a block (split at every `\n` and `\r`).
 fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
-    block
-        .split(|b| *b == b'\n' || *b == b'\r')
-        .filter(|line| !line.is_empty())
+    let mut rest = Some(block);
+    std::iter::from_fn(move || {
+        loop {
+            let current = rest?;
+            let (line, after) = match memchr::memchr2(b'\n', b'\r', current) {
+                Some(end) => (&current[..end], Some(&current[end + 1..])),
+                None => (current, None),
+            };
+            rest = after;
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+    })
 }
 
 fn strip_one_space(value: &[u8]) -> &[u8] {
@@ -195,6 +255,113 @@ mod tests {
             b"\xff\xfe\n\n",
         ] {
             let _ = first_event(input);
+        }
+    }
+
+    #[test]
+    fn an_escaped_error_type_is_still_an_error() {
+        let stream = b"data: {\"type\":\"\\u0065rror\",\"error\":{\"type\":\"api_error\"}}\n\n";
+        assert_eq!(error_type(first_event(stream)), Some("api_error".into()));
+        let stream = b"data: {\"type\":\"message_start\",\"note\":\"error\"}\n\n";
+        assert_eq!(first_event(stream), FirstEvent::Normal);
+    }
+
+    /// The parsing as it was before line ends were found with memchr and the
+    /// payload parsed only when it may be an error, to check the new one against.
+    mod before {
+        use super::super::{FirstEvent, strip_one_space};
+
+        pub fn first_event(buffer: &[u8]) -> FirstEvent {
+            let mut rest = buffer;
+            while let Some((block, after)) = split_block(rest) {
+                rest = after;
+                let mut name: &[u8] = b"";
+                let mut data: Vec<&[u8]> = Vec::new();
+                for line in block
+                    .split(|b| *b == b'\n' || *b == b'\r')
+                    .filter(|line| !line.is_empty())
+                {
+                    if line.first() == Some(&b':') {
+                        continue;
+                    }
+                    let (field, value) = match line.iter().position(|b| *b == b':') {
+                        Some(i) => (&line[..i], strip_one_space(&line[i + 1..])),
+                        None => (line, &b""[..]),
+                    };
+                    match field {
+                        b"event" => name = value,
+                        b"data" => data.push(value),
+                        _ => {}
+                    }
+                }
+                if name.is_empty() && data.is_empty() {
+                    continue;
+                }
+                let data = data.join(&b'\n');
+                let payload: Option<serde_json::Value> = serde_json::from_slice(&data).ok();
+                let payload_is_error = payload
+                    .as_ref()
+                    .is_some_and(|p| p.get("type").and_then(|t| t.as_str()) == Some("error"));
+                if name == b"error" || payload_is_error {
+                    return FirstEvent::Error { data };
+                }
+                return FirstEvent::Normal;
+            }
+            FirstEvent::Incomplete
+        }
+
+        fn split_block(buffer: &[u8]) -> Option<(&[u8], &[u8])> {
+            let mut i = 0;
+            while i < buffer.len() {
+                let end_of_line = match buffer[i] {
+                    b'\n' => Some(i + 1),
+                    b'\r' if buffer.get(i + 1) == Some(&b'\n') => Some(i + 2),
+                    b'\r'
+                        if i + 1 == buffer.len()
+                            && !(i > 0 && matches!(buffer[i - 1], b'\n' | b'\r')) =>
+                    {
+                        return None;
+                    }
+                    b'\r' => Some(i + 1),
+                    _ => None,
+                };
+                if let Some(next) = end_of_line {
+                    let line_starts_block = i == 0;
+                    let previous_was_eol = i > 0 && matches!(buffer[i - 1], b'\n' | b'\r');
+                    if line_starts_block || previous_was_eol {
+                        return Some((&buffer[..i], &buffer[next..]));
+                    }
+                    i = next;
+                } else {
+                    i += 1;
+                }
+            }
+            None
+        }
+    }
+
+    #[test]
+    fn same_verdicts_as_before_on_every_prefix() {
+        let streams: [&[u8]; 8] = [
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}\n\nevent: ping\ndata: {}\n\n",
+            b": ping\r\n\r\n\r\nevent: error\r\ndata: {\"type\":\"error\",\r\ndata: \"error\":{\"type\":\"overloaded_error\"}}\r\n\r\n",
+            b"data: {\"type\":\"\\u0065rror\"}\r\rdata: x\n\n",
+            b"event:error\ndata:oops\n\n",
+            b"event: message_start\rdata: {\"type\": \"errors\"}\r\r",
+            b"data: {\"type\":\"error\",\"x\":\"\xff\"}\n\n",
+            b"\n\r\n:\r\ndata\ndata:\n\nevent: x\n\n",
+            b"event: message_start\ndata: [\"error\"]\n\ndata: {\"type\":\"error\"}\n\n",
+        ];
+        for stream in streams {
+            for cut in 0..=stream.len() {
+                let prefix = &stream[..cut];
+                assert_eq!(
+                    first_event(prefix),
+                    before::first_event(prefix),
+                    "{:?}",
+                    String::from_utf8_lossy(prefix)
+                );
+            }
         }
     }
 }
