@@ -27,3 +27,4 @@ pub mod sessions;
 pub mod shared_health;
 pub mod state;
 pub mod usage;
+mod usage_json;

@@ -13,6 +13,8 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
+use crate::usage_json;
+
 /// Tokens of one answer, as Anthropic counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
@@ -132,25 +134,29 @@ impl SseUsage {
     }
 
     fn on_data(&mut self, data: &[u8]) {
-        #[derive(Deserialize)]
-        struct Event {
-            #[serde(default)]
-            usage: Option<Usage>,
-            #[serde(default)]
-            message: Option<Message>,
-        }
-        #[derive(Deserialize)]
-        struct Message {
-            #[serde(default)]
-            usage: Option<Usage>,
-        }
-        if let Ok(event) = serde_json::from_slice::<Event>(data) {
-            let found = event.usage.or(event.message.and_then(|m| m.usage));
-            if let Some(usage) = found {
-                self.usage.merge(usage);
-            }
+        let found = usage_json::event_usage(data).unwrap_or_else(|| serde_event_usage(data));
+        if let Some(usage) = found {
+            self.usage.merge(usage);
         }
     }
+}
+
+/// An event's usage by serde, for what [`usage_json`] is not sure of.
+fn serde_event_usage(data: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct Event {
+        #[serde(default)]
+        usage: Option<Usage>,
+        #[serde(default)]
+        message: Option<Message>,
+    }
+    #[derive(Deserialize)]
+    struct Message {
+        #[serde(default)]
+        usage: Option<Usage>,
+    }
+    let event = serde_json::from_slice::<Event>(data).ok()?;
+    event.usage.or(event.message.and_then(|m| m.usage))
 }
 
 /// Whether an unfinished line may still name an event, or carry the data of
@@ -244,8 +250,15 @@ impl JsonUsage {
             self.done = true;
             return;
         }
-        // The object ends at its first `}`: usage holds numbers only (and, in
-        // newer answers, small nested objects, parsed as a prefix below).
+        if let Some(usage) = usage_json::usage_object(object) {
+            self.usage = usage;
+            self.object = None;
+            self.done = true;
+            return;
+        }
+        // Not sure (or not complete yet): serde decides. The object ends at
+        // its first `}`: usage holds numbers only (and, in newer answers,
+        // small nested objects, parsed as a prefix below).
         let mut stream = serde_json::Deserializer::from_slice(object).into_iter::<Usage>();
         match stream.next() {
             Some(Ok(usage)) => {
