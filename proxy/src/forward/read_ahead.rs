@@ -27,7 +27,7 @@ pub enum ReadAhead {
 }
 
 pub async fn read_first_event(body: &mut Incoming, max_wait: Duration) -> ReadAhead {
-    let mut buffer = BytesMut::new();
+    let mut read = ReadSoFar::default();
     let deadline = tokio::time::Instant::now() + max_wait.min(MAX_WAIT);
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -36,27 +36,75 @@ pub async fn read_first_event(body: &mut Incoming, max_wait: Duration) -> ReadAh
             // Ended, or too slow to judge: forward what there is.
             Ok(None) | Err(_) => {
                 return ReadAhead::Commit {
-                    prefix: buffer.freeze(),
+                    prefix: read.into_bytes(),
                 };
             }
         };
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        buffer.extend_from_slice(&data);
-        match first_event(&buffer) {
-            FirstEvent::Incomplete if buffer.len() < MAX_BYTES => {}
+        read.push(data);
+        match first_event(read.as_slice()) {
+            FirstEvent::Incomplete if read.len() < MAX_BYTES => {}
             FirstEvent::Incomplete | FirstEvent::Normal => {
                 return ReadAhead::Commit {
-                    prefix: buffer.freeze(),
+                    prefix: read.into_bytes(),
                 };
             }
             FirstEvent::Error { data } => {
                 return ReadAhead::Error {
                     data,
-                    prefix: buffer.freeze(),
+                    prefix: read.into_bytes(),
                 };
             }
+        }
+    }
+}
+
+/// The bytes read ahead. The first frame nearly always holds the whole first
+/// event: it is kept as it came, and copied only when a second one follows.
+#[derive(Default)]
+enum ReadSoFar {
+    #[default]
+    Nothing,
+    One(Bytes),
+    Several(BytesMut),
+}
+
+impl ReadSoFar {
+    fn push(&mut self, data: Bytes) {
+        *self = match std::mem::take(self) {
+            ReadSoFar::Nothing => ReadSoFar::One(data),
+            ReadSoFar::One(first) => {
+                let mut joined = BytesMut::with_capacity(first.len() + data.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&data);
+                ReadSoFar::Several(joined)
+            }
+            ReadSoFar::Several(mut joined) => {
+                joined.extend_from_slice(&data);
+                ReadSoFar::Several(joined)
+            }
+        };
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            ReadSoFar::Nothing => &[],
+            ReadSoFar::One(bytes) => bytes,
+            ReadSoFar::Several(joined) => joined,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            ReadSoFar::Nothing => Bytes::new(),
+            ReadSoFar::One(bytes) => bytes,
+            ReadSoFar::Several(joined) => joined.freeze(),
         }
     }
 }
@@ -89,4 +137,22 @@ pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_read_so_far_are_joined_in_order() {
+        let mut read = ReadSoFar::default();
+        assert_eq!(read.as_slice(), b"");
+        read.push(Bytes::from_static(b"event: a\n"));
+        assert!(matches!(read, ReadSoFar::One(_)));
+        read.push(Bytes::from_static(b"data: {}\n"));
+        read.push(Bytes::from_static(b"\n"));
+        assert_eq!(read.len(), 19);
+        assert_eq!(read.into_bytes(), &b"event: a\ndata: {}\n\n"[..]);
+        assert_eq!(ReadSoFar::default().into_bytes(), Bytes::new());
+    }
 }
