@@ -107,9 +107,13 @@ pin_project! {
     pub struct UpstreamBody {
         #[pin]
         inner: Incoming,
+        // Set for `idle_timeout` after the start, and moved on to
+        // `last_frame + idle_timeout` only when it fires: moving it on every
+        // frame costs more, and the timeout still counts from the last frame.
         #[pin]
         idle: Sleep,
         idle_timeout: Duration,
+        last_frame: Instant,
         // Bytes read ahead (the first SSE event), sent before the rest.
         prefix: Option<Bytes>,
         guard: RecordGuard,
@@ -124,10 +128,12 @@ impl UpstreamBody {
         record: RequestRecord,
     ) -> Self {
         record.metrics.inflight_streams.inc();
+        let now = Instant::now();
         Self {
             inner,
-            idle: tokio::time::sleep(idle_timeout),
+            idle: tokio::time::sleep_until(now + idle_timeout),
             idle_timeout,
+            last_frame: now,
             prefix: (!prefix.is_empty()).then_some(prefix),
             guard: RecordGuard {
                 record: Some(record),
@@ -156,9 +162,7 @@ impl Body for UpstreamBody {
         }
         match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                this.idle
-                    .as_mut()
-                    .reset(Instant::now() + *this.idle_timeout);
+                *this.last_frame = Instant::now();
                 if let (Some(data), Some(record)) = (frame.data_ref(), this.guard.record.as_mut()) {
                     record.on_chunk(data);
                 }
@@ -178,7 +182,15 @@ impl Body for UpstreamBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                ready!(this.idle.poll(cx));
+                loop {
+                    ready!(this.idle.as_mut().poll(cx));
+                    // Fired: idle for the whole timeout, unless a frame came since.
+                    let deadline = *this.last_frame + *this.idle_timeout;
+                    if deadline <= this.idle.deadline() {
+                        break;
+                    }
+                    this.idle.as_mut().reset(deadline);
+                }
                 let error = BodyError::IdleTimeout(*this.idle_timeout);
                 this.guard
                     .finish(RequestOutcome::StreamError, Some(&error.to_string()));
