@@ -196,7 +196,8 @@ impl JsonUsage {
         }
         if let Some(object) = self.object.as_mut() {
             object.extend_from_slice(chunk);
-            return self.try_parse();
+            let read = read_object(object);
+            return self.settle(read);
         }
         // The key split across chunks: look at the seam first, then the chunk.
         let found = if self.tail_len > 0 {
@@ -215,8 +216,13 @@ impl JsonUsage {
             Some(after_key) => {
                 let after = &chunk[after_key..];
                 let start = after.iter().position(|b| !b.is_ascii_whitespace());
-                self.object = Some(start.map_or_else(Vec::new, |s| after[s..].to_vec()));
-                self.try_parse();
+                let object = &after[start.unwrap_or(after.len())..];
+                // Read where it is; kept (copied) only when it goes on in
+                // the next chunk.
+                match read_object(object) {
+                    ObjectRead::Incomplete => self.object = Some(object.to_vec()),
+                    read => self.settle(read),
+                }
             }
             None => {
                 let keep = chunk.len().min(USAGE_KEY.len() - 1);
@@ -241,39 +247,44 @@ impl JsonUsage {
         self.usage
     }
 
-    fn try_parse(&mut self) {
-        let Some(object) = self.object.as_ref() else {
-            return;
-        };
-        if object.len() > MAX_KEPT {
-            self.object = None;
-            self.done = true;
-            return;
+    /// Takes a complete reading; an incomplete one waits for more bytes.
+    fn settle(&mut self, read: ObjectRead) {
+        match read {
+            ObjectRead::Incomplete => return,
+            ObjectRead::Usage(usage) => self.usage = usage,
+            ObjectRead::Invalid => {}
         }
-        if let Some(usage) = usage_json::usage_object(object) {
-            self.usage = usage;
-            self.object = None;
-            self.done = true;
-            return;
-        }
-        // Not sure (or not complete yet): serde decides. The object ends at
-        // its first `}`: usage holds numbers only (and, in newer answers,
-        // small nested objects, parsed as a prefix below).
-        let mut stream = serde_json::Deserializer::from_slice(object).into_iter::<Usage>();
-        match stream.next() {
-            Some(Ok(usage)) => {
-                self.usage = usage;
-                self.object = None;
-                self.done = true;
-            }
-            // Nothing but whitespace yet, or an object still arriving.
-            None => {}
-            Some(Err(e)) if e.is_eof() => {}
-            _ => {
-                self.object = None;
-                self.done = true;
-            }
-        }
+        self.object = None;
+        self.done = true;
+    }
+}
+
+/// What the bytes of a `usage` object, from its `{`, say so far.
+#[derive(Debug, PartialEq, Eq)]
+enum ObjectRead {
+    Usage(Usage),
+    /// Nothing but whitespace yet, or an object still arriving.
+    Incomplete,
+    /// Not a usage object, or too long to be one: no usage.
+    Invalid,
+}
+
+fn read_object(object: &[u8]) -> ObjectRead {
+    if object.len() > MAX_KEPT {
+        return ObjectRead::Invalid;
+    }
+    if let Some(usage) = usage_json::usage_object(object) {
+        return ObjectRead::Usage(usage);
+    }
+    // Not sure (or not complete yet): serde decides. The object ends at
+    // its first `}`: usage holds numbers only (and, in newer answers,
+    // small nested objects, parsed as a prefix below).
+    let mut stream = serde_json::Deserializer::from_slice(object).into_iter::<Usage>();
+    match stream.next() {
+        Some(Ok(usage)) => ObjectRead::Usage(usage),
+        None => ObjectRead::Incomplete,
+        Some(Err(e)) if e.is_eof() => ObjectRead::Incomplete,
+        Some(Err(_)) => ObjectRead::Invalid,
     }
 }
 
@@ -469,6 +480,25 @@ mod tests {
             }
             assert_eq!(scanner.usage(), expected, "chunks of {size}");
         }
+    }
+
+    #[test]
+    fn a_json_answer_cut_anywhere() {
+        let json = "{\"usage\": \n {\"input_tokens\":7, \"output_tokens\": 2}, \"x\": 1}";
+        let expected = Usage {
+            input_tokens: 7,
+            output_tokens: 2,
+            ..Usage::default()
+        };
+        for cut in 0..json.len() {
+            let mut scanner = JsonUsage::default();
+            scanner.feed(&json.as_bytes()[..cut]);
+            scanner.feed(&json.as_bytes()[cut..]);
+            assert_eq!(scanner.usage(), expected, "cut at {cut}");
+        }
+        let mut scanner = JsonUsage::default();
+        scanner.feed(br#"{"usage":"none","more":{"input_tokens":1}}"#);
+        assert!(scanner.usage().is_empty());
     }
 
     #[test]
