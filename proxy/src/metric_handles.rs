@@ -31,10 +31,11 @@ fn by_kind(usage: &Usage) -> [u64; TOKEN_KINDS.len()] {
 type AccountTokens = [[OnceLock<Counter>; TOKEN_KINDS.len()]; ModelFamily::ALL.len()];
 
 /// The token counters of each account (by its 8-character label) seen so
-/// far. Accounts are few and long-lived, like the family's own series.
+/// far. Accounts are few and long-lived, like the family's own series; their
+/// ids come from Redis, not from clients, so foldhash rather than SipHash.
 #[derive(Default)]
 pub struct TokenCounters {
-    by_account: RwLock<HashMap<Box<str>, AccountTokens>>,
+    by_account: RwLock<HashMap<Box<str>, AccountTokens, foldhash::fast::RandomState>>,
 }
 
 impl TokenCounters {

@@ -15,12 +15,14 @@ pub struct Cooldown {
     pub kind: FailureKind,
 }
 
-/// What the selector knows besides the pool.
+/// What the selector knows besides the pool. Both maps are looked up for
+/// every account of the pool on every request: hashed with foldhash (the
+/// keys are account ids from Redis, not chosen by clients), not SipHash.
 #[derive(Debug, Default)]
 pub struct SelectionState {
-    pub cooldowns: HashMap<Arc<str>, Cooldown>,
+    pub cooldowns: HashMap<Arc<str>, Cooldown, foldhash::fast::RandomState>,
     /// Pick counter value at each account's last pick; higher is more recent.
-    pub last_pick: HashMap<Arc<str>, u64>,
+    pub last_pick: HashMap<Arc<str>, u64, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
