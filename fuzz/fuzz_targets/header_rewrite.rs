@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let account = HeaderValue::from_static("account-id-0000");
     let peer = Peer::new([10, 0, 0, 1].into());
-    let headers = upstream_headers(&headers, &account, Some(&peer));
+    let headers = upstream_headers(&headers, account.clone(), Some(&peer));
     assert_eq!(headers.get_all("x-api-key").iter().count(), 1);
     assert_eq!(headers["x-api-key"], account);
     assert!(headers.get("authorization").is_none());

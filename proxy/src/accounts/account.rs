@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use http::HeaderValue;
+
 /// Statuses the relay sets on accounts that must not get traffic.
 const BROKEN_STATUSES: [&str; 6] = [
     "error",
@@ -22,6 +24,9 @@ pub const DEFAULT_PRIORITY: u32 = 50;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: Arc<str>,
+    /// The id as the `x-api-key` value, made once per pool load rather than
+    /// on every request; `None` when the id is not a valid header value.
+    key_header: Option<HeaderValue>,
     pub name: String,
     pub priority: u32,
     /// The relay's `lastUsedAt` (RFC 3339 text sorts chronologically); empty
@@ -30,6 +35,21 @@ pub struct Account {
 }
 
 impl Account {
+    pub fn new(id: &str, name: String, priority: u32, relay_last_used: String) -> Self {
+        Self {
+            id: Arc::from(id),
+            key_header: HeaderValue::from_str(id).ok(),
+            name,
+            priority,
+            relay_last_used,
+        }
+    }
+
+    /// The id as the backend's `x-api-key` value, if it can be one.
+    pub fn key_header(&self) -> Option<&HeaderValue> {
+        self.key_header.as_ref()
+    }
+
     /// The first 8 characters, as the relay's UI shows them; safe to log.
     pub fn short_id(&self) -> &str {
         short_id(&self.id)
@@ -123,12 +143,12 @@ pub fn parse_account(
     if markers.in_force(now_ms) {
         return Err(Exclusion::RelayMarked);
     }
-    Ok(Account {
-        id: Arc::from(id),
-        name: field("name").to_string(),
-        priority: field("priority").trim().parse().unwrap_or(DEFAULT_PRIORITY),
-        relay_last_used: field("lastUsedAt").to_string(),
-    })
+    Ok(Account::new(
+        id,
+        field("name").to_string(),
+        field("priority").trim().parse().unwrap_or(DEFAULT_PRIORITY),
+        field("lastUsedAt").to_string(),
+    ))
 }
 
 /// Both relays' rule: a limit marked by `rateLimitStatus=limited` (the fork,

@@ -129,12 +129,7 @@ mod tests {
     use super::*;
 
     fn account(id: &str, priority: u32) -> Account {
-        Account {
-            id: id.into(),
-            name: id.to_string(),
-            priority,
-            relay_last_used: String::new(),
-        }
+        Account::new(id, id.to_string(), priority, String::new())
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
@@ -64,9 +64,10 @@ fn upstream_request(
         .target
         .uri_for(&parts.uri)
         .map_err(|_| ForwardError::Unforwardable("the request path cannot be forwarded"))?;
-    let account_key = HeaderValue::from_str(&account.id)
-        .map_err(|_| ForwardError::Unforwardable("the account id is not a valid header"))?;
-    let mut headers = headers::upstream_headers(&parts.headers, &account_key, peer);
+    let account_key = account.key_header().ok_or(ForwardError::Unforwardable(
+        "the account id is not a valid header",
+    ))?;
+    let mut headers = headers::upstream_headers(&parts.headers, account_key.clone(), peer);
     headers.insert(header::HOST, ctx.target.host_header().clone());
     let mut request = Request::new(Full::new(body.clone()));
     *request.method_mut() = parts.method.clone();

@@ -107,7 +107,7 @@ fn carries_anthropic_secret(value: &HeaderValue) -> bool {
 /// - `X-Forwarded-For` extended with the peer, `X-Forwarded-Proto` set if absent.
 pub fn upstream_headers(
     client: &HeaderMap,
-    account_key: &HeaderValue,
+    account_key: HeaderValue,
     peer: Option<&Peer>,
 ) -> HeaderMap {
     let connection = client.get_all(header::CONNECTION);
@@ -134,7 +134,7 @@ pub fn upstream_headers(
             headers.append(name.clone(), value.clone());
         }
     }
-    headers.append(X_API_KEY.clone(), account_key.clone());
+    headers.append(X_API_KEY.clone(), account_key);
 
     if let Some(peer) = peer {
         let existing = if has_forwarded_for {
@@ -212,7 +212,7 @@ mod tests {
     fn rewrite(pairs: &[(&'static str, &str)]) -> HeaderMap {
         upstream_headers(
             &map(pairs),
-            &HeaderValue::from_static("acct-1234"),
+            HeaderValue::from_static("acct-1234"),
             Some(&peer()),
         )
     }
@@ -345,11 +345,11 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_bytes(b"1.1.1.1\xff").unwrap(),
         );
-        let h = upstream_headers(&client, &HeaderValue::from_static("a"), Some(&peer()));
+        let h = upstream_headers(&client, HeaderValue::from_static("a"), Some(&peer()));
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         // No peer: left as sent.
         let client = map(&[("x-forwarded-for", "1.1.1.1")]);
-        let h = upstream_headers(&client, &HeaderValue::from_static("a"), None);
+        let h = upstream_headers(&client, HeaderValue::from_static("a"), None);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1");
     }
 
@@ -358,7 +358,7 @@ mod tests {
         // As before the single pass: only text values are judged.
         let mut client = HeaderMap::new();
         client.insert("x-other", HeaderValue::from_bytes(b"sk-ant-x\xff").unwrap());
-        let h = upstream_headers(&client, &HeaderValue::from_static("a"), Some(&peer()));
+        let h = upstream_headers(&client, HeaderValue::from_static("a"), Some(&peer()));
         assert_eq!(h["x-other"].as_bytes(), b"sk-ant-x\xff");
     }
 
@@ -523,7 +523,7 @@ mod tests {
             let client = map(&chosen);
             let mut expected = client.clone();
             before::request(&mut expected, &key, peer.ip());
-            let got = upstream_headers(&client, &key, Some(&peer));
+            let got = upstream_headers(&client, key.clone(), Some(&peer));
             assert_eq!(
                 normalised(&got),
                 normalised(&expected),

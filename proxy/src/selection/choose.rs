@@ -93,12 +93,7 @@ mod tests {
     const NOW: i64 = 1_000_000;
 
     fn account(id: &str, priority: u32, relay_last_used: &str) -> Account {
-        Account {
-            id: id.into(),
-            name: id.to_string(),
-            priority,
-            relay_last_used: relay_last_used.to_string(),
-        }
+        Account::new(id, id.to_string(), priority, relay_last_used.to_string())
     }
 
     fn fixture_like() -> Vec<Account> {
