@@ -107,11 +107,13 @@ pin_project! {
     pub struct UpstreamBody {
         #[pin]
         inner: Incoming,
-        // Set for `idle_timeout` after the start, and moved on to
-        // `last_frame + idle_timeout` only when it fires: moving it on every
-        // frame costs more, and the timeout still counts from the last frame.
+        // Made only when the backend first keeps the body waiting (a small
+        // answer that is there at once never needs it), for
+        // `last_frame + idle_timeout`, and moved on to the then last frame's
+        // deadline only when it fires: moving it on every frame costs more,
+        // and the timeout still counts from the last frame.
         #[pin]
-        idle: Sleep,
+        idle: Option<Sleep>,
         idle_timeout: Duration,
         last_frame: Instant,
         // Bytes read ahead (the first SSE event), sent before the rest.
@@ -128,12 +130,11 @@ impl UpstreamBody {
         record: RequestRecord,
     ) -> Self {
         record.metrics.inflight_streams.inc();
-        let now = Instant::now();
         Self {
             inner,
-            idle: tokio::time::sleep_until(now + idle_timeout),
+            idle: None,
             idle_timeout,
-            last_frame: now,
+            last_frame: Instant::now(),
             prefix: (!prefix.is_empty()).then_some(prefix),
             guard: RecordGuard {
                 record: Some(record),
@@ -182,14 +183,22 @@ impl Body for UpstreamBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                if this.idle.is_none() {
+                    let deadline = *this.last_frame + *this.idle_timeout;
+                    this.idle.set(Some(tokio::time::sleep_until(deadline)));
+                }
+                // Always there: set just above.
+                let Some(mut idle) = this.idle.as_mut().as_pin_mut() else {
+                    return Poll::Pending;
+                };
                 loop {
-                    ready!(this.idle.as_mut().poll(cx));
+                    ready!(idle.as_mut().poll(cx));
                     // Fired: idle for the whole timeout, unless a frame came since.
                     let deadline = *this.last_frame + *this.idle_timeout;
-                    if deadline <= this.idle.deadline() {
+                    if deadline <= idle.deadline() {
                         break;
                     }
-                    this.idle.as_mut().reset(deadline);
+                    idle.as_mut().reset(deadline);
                 }
                 let error = BodyError::IdleTimeout(*this.idle_timeout);
                 this.guard
