@@ -24,7 +24,8 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 
 const HOP_BY_HOP_COUNT: usize = 9;
 
-/// `Transfer-Encoding`'s place in [`HOP_BY_HOP`].
+/// `Connection`'s and `Transfer-Encoding`'s places in [`HOP_BY_HOP`].
+const CONNECTION_AT: usize = 0;
 const TRANSFER_ENCODING_AT: usize = 7;
 
 /// Where `name` is in [`HOP_BY_HOP`] (a match on the name is cheaper than
@@ -170,17 +171,23 @@ fn extended_forwarded_for(existing: &HeaderValue, peer: &Peer) -> Option<HeaderV
 /// forwarding it would make the client stop early or wait for bytes that
 /// never come. claude-relay-service sends both on its non-streamed answers.
 pub fn rewrite_response_headers(headers: &mut HeaderMap) {
-    // One scan says which are there; only those are removed.
-    let connection = headers.get_all(header::CONNECTION);
-    let has_connection = connection.iter().next().is_some();
+    // One scan says which are there; only those are removed. Those that
+    // `Connection` names are looked for only when it is there.
     let mut fixed = [false; HOP_BY_HOP_COUNT];
-    let mut named: Vec<HeaderName> = Vec::new();
     for name in headers.keys() {
-        match hop_by_hop_index(name) {
-            Some(index) => fixed[index] = true,
-            None if has_connection && named_by(&connection, name) => named.push(name.clone()),
-            None => {}
+        if let Some(index) = hop_by_hop_index(name) {
+            fixed[index] = true;
         }
+    }
+    let mut named: Vec<HeaderName> = Vec::new();
+    if fixed[CONNECTION_AT] {
+        let connection = headers.get_all(header::CONNECTION);
+        named.extend(
+            headers
+                .keys()
+                .filter(|name| hop_by_hop_index(name).is_none() && named_by(&connection, name))
+                .cloned(),
+        );
     }
     if fixed[TRANSFER_ENCODING_AT] {
         headers.remove(header::CONTENT_LENGTH);
@@ -222,6 +229,7 @@ mod tests {
         for (at, name) in HOP_BY_HOP.iter().enumerate() {
             assert_eq!(hop_by_hop_index(name), Some(at), "{name}");
         }
+        assert_eq!(HOP_BY_HOP[CONNECTION_AT], header::CONNECTION);
         assert_eq!(HOP_BY_HOP[TRANSFER_ENCODING_AT], header::TRANSFER_ENCODING);
         assert_eq!(hop_by_hop_index(&header::CONTENT_TYPE), None);
     }
