@@ -350,14 +350,23 @@ impl ModelFamily {
 /// The family of a model id: `claude-sonnet-4-5-20250929` → `Sonnet`.
 pub fn model_family(model: &str) -> ModelFamily {
     use ModelFamily::{Haiku, Opus, Sonnet};
-    // Searchers built once (`str::contains` builds one per call).
-    static FAMILIES: LazyLock<[(ModelFamily, Finder<'static>); 3]> = LazyLock::new(|| {
-        [Opus, Sonnet, Haiku].map(|family| (family, Finder::new(family.as_str())))
-    });
-    FAMILIES
+    [Opus, Sonnet, Haiku]
+        .into_iter()
+        .find(|family| contains(model.as_bytes(), family.as_str().as_bytes()))
+        .unwrap_or(ModelFamily::Other)
+}
+
+/// Whether `needle` is in `haystack`: for a model id of a few dozen bytes, a
+/// look at each place the needle's first byte occurs is cheaper than
+/// preparing a searcher (`str::contains`, memmem's Finder).
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    haystack
         .iter()
-        .find(|(_, finder)| finder.find(model.as_bytes()).is_some())
-        .map_or(ModelFamily::Other, |(family, _)| *family)
+        .enumerate()
+        .any(|(at, &byte)| byte == first && haystack[at + 1..].starts_with(rest))
 }
 
 /// The `model` of a Messages request body, found by its key without parsing
@@ -510,6 +519,12 @@ mod tests {
         assert_eq!(model_family("claude-3-5-haiku-latest").as_str(), "haiku");
         assert_eq!(model_family("claude-opus-4-1").as_str(), "opus");
         assert_eq!(model_family("gpt-4").as_str(), "other");
+        assert_eq!(model_family("opu").as_str(), "other");
+        assert_eq!(model_family("x-haiku").as_str(), "haiku");
+        assert_eq!(model_family("sonnetopus").as_str(), "opus");
+        assert!(contains(b"abc", b""));
+        assert!(!contains(b"", b"a"));
+        assert!(contains(b"aab", b"ab"));
         for (at, family) in ModelFamily::ALL.into_iter().enumerate() {
             assert_eq!(family as usize, at);
         }
