@@ -82,6 +82,8 @@ async fn proxy(
         None => None,
     };
 
+    // The accounts that failed this request (the one being tried is added
+    // only once it has failed: most requests never need the list).
     let mut tried: Vec<Arc<str>> = Vec::new();
     // The last account failure, answered as is when no other account is left.
     let mut last_failure: Option<Answer> = None;
@@ -99,8 +101,7 @@ async fn proxy(
                     .ok_or_else(|| no_account(ctx, &pool, retry_after, all_rate_limited));
             }
         };
-        tried.push(account.id.clone());
-        record.attempts = tried.len() as u32;
+        record.attempts = tried.len() as u32 + 1;
         record.account = Some(account.id.clone());
 
         let answer = attempt(ctx, parts, &body, account, peer).await?;
@@ -111,6 +112,7 @@ async fn proxy(
             }
             return Ok(answer);
         };
+        tried.push(account.id.clone());
         last_failure = Some(answer);
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
