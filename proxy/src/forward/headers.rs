@@ -71,6 +71,31 @@ fn request_header(name: &HeaderName) -> RequestHeader {
     }
 }
 
+/// A static copy of a name that Anthropic's SDKs and Claude Code send on
+/// every request and that `http` has no constant for. Cloning the name hyper
+/// parsed would allocate (its bytes are shared on first clone); a static
+/// name is the same name without that. `None` for any other name.
+fn known_name(name: &HeaderName) -> Option<HeaderName> {
+    let known = match name.as_str() {
+        "anthropic-version" => "anthropic-version",
+        "anthropic-beta" => "anthropic-beta",
+        "anthropic-dangerous-direct-browser-access" => "anthropic-dangerous-direct-browser-access",
+        "x-app" => "x-app",
+        "x-claude-code-session-id" => "x-claude-code-session-id",
+        "x-stainless-arch" => "x-stainless-arch",
+        "x-stainless-lang" => "x-stainless-lang",
+        "x-stainless-os" => "x-stainless-os",
+        "x-stainless-package-version" => "x-stainless-package-version",
+        "x-stainless-retry-count" => "x-stainless-retry-count",
+        "x-stainless-runtime" => "x-stainless-runtime",
+        "x-stainless-runtime-version" => "x-stainless-runtime-version",
+        "x-stainless-timeout" => "x-stainless-timeout",
+        "x-stainless-helper-method" => "x-stainless-helper-method",
+        _ => return None,
+    };
+    Some(HeaderName::from_static(known))
+}
+
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -128,11 +153,12 @@ pub fn upstream_headers(
         }
         has_forwarded_for |= kind == RequestHeader::ForwardedFor;
         has_forwarded_proto |= kind == RequestHeader::ForwardedProto;
+        let name_copy = known_name(name).unwrap_or_else(|| name.clone());
         if carries_anthropic_secret(value) {
-            headers.insert(name.clone(), account_key.clone());
+            headers.insert(name_copy, account_key.clone());
             secret = Some(name);
         } else {
-            headers.append(name.clone(), value.clone());
+            headers.append(name_copy, value.clone());
         }
     }
     headers.append(X_API_KEY.clone(), account_key);
@@ -232,6 +258,27 @@ mod tests {
         assert_eq!(HOP_BY_HOP[CONNECTION_AT], header::CONNECTION);
         assert_eq!(HOP_BY_HOP[TRANSFER_ENCODING_AT], header::TRANSFER_ENCODING);
         assert_eq!(hop_by_hop_index(&header::CONTENT_TYPE), None);
+    }
+
+    #[test]
+    fn known_names_are_the_same_names() {
+        for name in [
+            "anthropic-version",
+            "anthropic-beta",
+            "x-stainless-os",
+            "x-claude-code-session-id",
+        ] {
+            let parsed = HeaderName::from_bytes(name.to_uppercase().as_bytes()).unwrap();
+            assert_eq!(known_name(&parsed), Some(parsed.clone()));
+        }
+        assert_eq!(known_name(&HeaderName::from_static("x-other")), None);
+        assert_eq!(known_name(&header::CONTENT_TYPE), None);
+        let h = rewrite(&[
+            ("anthropic-version", "2023-06-01"),
+            ("x-stainless-os", "Linux"),
+        ]);
+        assert_eq!(h["anthropic-version"], "2023-06-01");
+        assert_eq!(h["x-stainless-os"], "Linux");
     }
 
     #[test]
