@@ -1,5 +1,7 @@
 //! Prometheus metrics, served as text on `/metrics`.
 
+mod handles;
+
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -10,9 +12,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::metric_handles::{RequestCounters, TokenCounters};
 use crate::selection::FailureKind;
 use crate::usage::{ModelFamily, Usage};
+use handles::{RequestCounters, TokenCounters};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {

@@ -8,12 +8,12 @@
 //! is skipped line by line without being parsed or copied. A JSON answer's
 //! `usage` object is found by its key and parsed alone.
 
+mod json;
+
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 use serde::Deserialize;
-
-use crate::usage_json;
 
 /// Tokens of one answer, as Anthropic counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -134,14 +134,14 @@ impl SseUsage {
     }
 
     fn on_data(&mut self, data: &[u8]) {
-        let found = usage_json::event_usage(data).unwrap_or_else(|| serde_event_usage(data));
+        let found = json::event_usage(data).unwrap_or_else(|| serde_event_usage(data));
         if let Some(usage) = found {
             self.usage.merge(usage);
         }
     }
 }
 
-/// An event's usage by serde, for what [`usage_json`] is not sure of.
+/// An event's usage by serde, for what [`json`] is not sure of.
 fn serde_event_usage(data: &[u8]) -> Option<Usage> {
     #[derive(Deserialize)]
     struct Event {
@@ -273,7 +273,7 @@ fn read_object(object: &[u8]) -> ObjectRead {
     if object.len() > MAX_KEPT {
         return ObjectRead::Invalid;
     }
-    if let Some(usage) = usage_json::usage_object(object) {
+    if let Some(usage) = json::usage_object(object) {
         return ObjectRead::Usage(usage);
     }
     // Not sure (or not complete yet): serde decides. The object ends at

@@ -10,7 +10,7 @@ use std::sync::{OnceLock, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use crate::metrics::{RequestLabels, RequestOutcome, TokenLabels};
+use super::{RequestLabels, RequestOutcome, TokenLabels};
 use crate::usage::{ModelFamily, Usage};
 use cmw_contract::PROXIED_PREFIXES;
 

@@ -7,7 +7,7 @@
 //! subset that is easy to be sure of, and several times cheaper than
 //! serde_json's general parser with derived visitors.
 
-use crate::usage::Usage;
+use super::Usage;
 
 /// Deeper nesting in a value that is skipped is left to serde.
 const MAX_DEPTH: usize = 32;
