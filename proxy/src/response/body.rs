@@ -15,6 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::record::RequestRecord;
 use crate::metrics::RequestOutcome;
+use crate::upstream::Lease;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -112,6 +113,8 @@ pin_project! {
         idle_timeout: Duration,
         // Bytes read ahead (the first SSE event), sent before the rest.
         prefix: Option<Bytes>,
+        // The backend connection: reused once the body has ended cleanly.
+        lease: Lease,
         guard: RecordGuard,
     }
 }
@@ -120,6 +123,7 @@ impl UpstreamBody {
     pub fn new(
         inner: Incoming,
         prefix: Bytes,
+        lease: Lease,
         idle_timeout: Duration,
         record: RequestRecord,
     ) -> Self {
@@ -129,6 +133,7 @@ impl UpstreamBody {
             idle: tokio::time::sleep(idle_timeout),
             idle_timeout,
             prefix: (!prefix.is_empty()).then_some(prefix),
+            lease,
             guard: RecordGuard {
                 record: Some(record),
             },
@@ -150,6 +155,7 @@ impl Body for UpstreamBody {
                 record.on_chunk(&prefix);
             }
             if this.inner.is_end_stream() {
+                this.lease.release();
                 this.guard.complete();
             }
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
@@ -164,6 +170,7 @@ impl Body for UpstreamBody {
                 }
                 if this.inner.is_end_stream() {
                     // hyper may not poll again once the length is satisfied.
+                    this.lease.release();
                     this.guard.complete();
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -174,6 +181,7 @@ impl Body for UpstreamBody {
                 Poll::Ready(Some(Err(BodyError::Upstream(error))))
             }
             Poll::Ready(None) => {
+                this.lease.release();
                 this.guard.complete();
                 Poll::Ready(None)
             }
