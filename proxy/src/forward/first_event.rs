@@ -39,17 +39,43 @@ pub fn first_event(buffer: &[u8]) -> FirstEvent {
         if name.is_empty() && data.is_empty() {
             continue;
         }
-        let data = data.join(&b'\n');
-        let payload: Option<serde_json::Value> = serde_json::from_slice(&data).ok();
-        let payload_is_error = payload
-            .as_ref()
-            .is_some_and(|p| p.get("type").and_then(|t| t.as_str()) == Some("error"));
-        if name == b"error" || payload_is_error {
-            return FirstEvent::Error { data };
+        // One data line is the rule; only several are joined (SSE's "\n").
+        let joined;
+        let payload: &[u8] = match data.as_slice() {
+            [one] => one,
+            lines => {
+                joined = lines.join(&b'\n');
+                &joined
+            }
+        };
+        if name == b"error" || payload_type_is_error(payload) {
+            return FirstEvent::Error {
+                data: payload.to_vec(),
+            };
         }
         return FirstEvent::Normal;
     }
     FirstEvent::Incomplete
+}
+
+/// Whether a JSON payload's top-level `type` is `"error"`, read without
+/// building the document: a first event is usually `message_start`, which
+/// carries the whole message object, and only this one field matters.
+fn payload_type_is_error(payload: &[u8]) -> bool {
+    // Anthropic writes `type` first: `{"type":"message_start",…}`.
+    if let Some(rest) = payload.strip_prefix(br#"{"type":""#)
+        && let Some(end) = rest.iter().position(|b| *b == b'"' || *b == b'\\')
+        && rest[end] == b'"'
+    {
+        return &rest[..end] == b"error";
+    }
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Typed<'_>>(payload)
+        .is_ok_and(|typed| typed.kind.as_deref() == Some("error"))
 }
 
 /// The bytes up to the first blank line, and what follows it.
@@ -181,6 +207,34 @@ mod tests {
             error_type(first_event(stream)),
             Some("permission_error".into())
         );
+    }
+
+    #[test]
+    fn the_payload_type_is_read_however_it_is_written() {
+        for (payload, is_error) in [
+            (
+                &br#"{"type":"error","error":{"type":"api_error"}}"#[..],
+                true,
+            ),
+            (
+                br#"{"type":"message_start","message":{"type":"error"}}"#,
+                false,
+            ),
+            (br#"{ "error": {"type": "x"}, "type" : "error" }"#, true),
+            (br#"{"type":"err\u006fr"}"#, true),
+            (br#"{"type":"errors"}"#, false),
+            (br#"{"type":"error"#, false),
+            (br#"{"message":{"type":"error"}}"#, false),
+            (b"[1,2]", false),
+            (b"not json", false),
+        ] {
+            assert_eq!(
+                payload_type_is_error(payload),
+                is_error,
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
     }
 
     #[test]

@@ -108,9 +108,13 @@ pin_project! {
     pub struct UpstreamBody {
         #[pin]
         inner: Incoming,
+        // Fires at the latest possible idle deadline; when it fires early
+        // (frames came since it was set), it is moved to the real one.
+        // Resetting a timer on every frame costs more than reading the clock.
         #[pin]
         idle: Sleep,
         idle_timeout: Duration,
+        last_frame: Instant,
         // Bytes read ahead (the first SSE event), sent before the rest.
         prefix: Option<Bytes>,
         // The backend connection: reused once the body has ended cleanly.
@@ -132,6 +136,7 @@ impl UpstreamBody {
             inner,
             idle: tokio::time::sleep(idle_timeout),
             idle_timeout,
+            last_frame: Instant::now(),
             prefix: (!prefix.is_empty()).then_some(prefix),
             lease,
             guard: RecordGuard {
@@ -162,9 +167,7 @@ impl Body for UpstreamBody {
         }
         match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                this.idle
-                    .as_mut()
-                    .reset(Instant::now() + *this.idle_timeout);
+                *this.last_frame = Instant::now();
                 if let (Some(data), Some(record)) = (frame.data_ref(), this.guard.record.as_mut()) {
                     record.on_chunk(data);
                 }
@@ -186,7 +189,14 @@ impl Body for UpstreamBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                ready!(this.idle.poll(cx));
+                loop {
+                    ready!(this.idle.as_mut().poll(cx));
+                    let deadline = *this.last_frame + *this.idle_timeout;
+                    if deadline <= Instant::now() {
+                        break;
+                    }
+                    this.idle.as_mut().reset(deadline);
+                }
                 let error = BodyError::IdleTimeout(*this.idle_timeout);
                 this.guard
                     .finish(RequestOutcome::StreamError, Some(&error.to_string()));
