@@ -250,5 +250,5 @@ fn stream_back(
         ctx.settings.proxy_timeout,
         record,
     );
-    Response::from_parts(parts, ProxyBody::Upstream { body })
+    Response::from_parts(parts, ProxyBody::upstream(body))
 }

@@ -29,7 +29,9 @@ pin_project! {
     #[project = ProxyBodyProjection]
     pub enum ProxyBody {
         Full { #[pin] body: Full<Bytes> },
-        Upstream { #[pin] body: UpstreamBody },
+        // Boxed: the response is moved through several layers before hyper
+        // holds it, and the stream's state is a few hundred bytes.
+        Upstream { body: Pin<Box<UpstreamBody>> },
     }
 }
 
@@ -37,6 +39,12 @@ impl ProxyBody {
     pub fn full(bytes: Bytes) -> Self {
         Self::Full {
             body: Full::new(bytes),
+        }
+    }
+
+    pub fn upstream(body: UpstreamBody) -> Self {
+        Self::Upstream {
+            body: Box::pin(body),
         }
     }
 }
@@ -53,7 +61,7 @@ impl Body for ProxyBody {
             ProxyBodyProjection::Full { body } => body
                 .poll_frame(cx)
                 .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
-            ProxyBodyProjection::Upstream { body } => body.poll_frame(cx),
+            ProxyBodyProjection::Upstream { body } => body.as_mut().poll_frame(cx),
         }
     }
 
