@@ -7,9 +7,12 @@
 #
 #   bench/cost.sh [REQUESTS]     (default 2000; make bench runs it after the HTTP figures)
 #
-# Also instructions per SSE stream (REQUESTS/4 streams of 9 events). Prints
-# {"requests":…, "instructions_per_request":…, "streams":…, "instructions_per_stream":…,
-# "allocations_per_request":…} and writes it to $OUT/cost.json.
+# Also instructions per SSE stream (REQUESTS/4 streams of 9 events), and both instruction
+# figures for nginx as a plain reverse proxy (bench/nginx.conf.template, one process) on the
+# same requests. Prints {"requests":…, "instructions_per_request":…,
+# "nginx_instructions_per_request":…, "streams":…, "instructions_per_stream":…,
+# "nginx_instructions_per_stream":…, "allocations_per_request":…} and writes it to
+# $OUT/cost.json.
 # Needs target/release (or $BIN), valgrind and heaptrack (Debian packages). KEEP_WORK=1 keeps
 # the callgrind dumps (callgrind_annotate them to see where the instructions go).
 set -euo pipefail
@@ -55,6 +58,29 @@ stream_instructions=$(awk '/^totals:/ { print $2 }' "$WORK/callgrind.out.2")
 streams=$(requests_of "$streamed")
 stop_pid "$PROXY_PID"
 
+# The same for nginx (one process: master_process off, so that callgrind sees the
+# worker), as the reference the proxy's figures are compared with.
+nginx_dir=$WORK/nginx
+nginx=$(free_port)
+mkdir -p "$nginx_dir"
+sed -e "s#@PREFIX@#$nginx_dir#g" -e "s#@PORT@#$nginx#g" -e "s#@UPSTREAM_PORT@#$standin#g" \
+  -e 's/^master_process on;/master_process off;/' "$ROOT/bench/nginx.conf.template" >"$nginx_dir/nginx.conf"
+"${PIN_SERVER[@]}" valgrind --tool=callgrind --instr-atstart=no \
+  --callgrind-out-file="$WORK/nginx.callgrind.out" \
+  nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -e "$nginx_dir/error.log" 2>"$WORK/nginx.valgrind" &
+NGINX_PID=$!
+BENCH_PIDS+=("$NGINX_PID")
+wait_http "http://127.0.0.1:$nginx/health" 60 || die "nginx under valgrind did not start"
+drive "$nginx" "$WARMUP" >/dev/null
+callgrind_control -i on "$NGINX_PID" >/dev/null
+nginx_sent=$(requests_of "$(drive "$nginx" "$REQUESTS")")
+callgrind_control -d "$NGINX_PID" >/dev/null
+nginx_instructions=$(awk '/^totals:/ { print $2 }' "$WORK/nginx.callgrind.out.1")
+nginx_streams=$(requests_of "$(drive "$nginx" "$STREAMS" stream)")
+callgrind_control -d "$NGINX_PID" >/dev/null
+nginx_stream_instructions=$(awk '/^totals:/ { print $2 }' "$WORK/nginx.callgrind.out.2")
+stop_pid "$NGINX_PID"
+
 # Allocations: heaptrack has no switch, so two runs, with and without the
 # measured requests, and the difference.
 heap_run() { # NAME EXTRA_REQUESTS
@@ -76,10 +102,15 @@ heap_sent=$(requests_of "$(cat "$WORK/heap-load.requests")")
 jq -n --argjson instructions "$instructions" --argjson sent "$sent" \
   --argjson stream_instructions "$stream_instructions" --argjson streams "$streams" \
   --argjson calls_load "$(calls load)" --argjson calls_base "$(calls base)" \
-  --argjson heap_sent "$heap_sent" '{
+  --argjson heap_sent "$heap_sent" \
+  --argjson nginx_instructions "$nginx_instructions" --argjson nginx_sent "$nginx_sent" \
+  --argjson nginx_stream_instructions "$nginx_stream_instructions" \
+  --argjson nginx_streams "$nginx_streams" '{
     requests: $sent,
     instructions_per_request: ($instructions / $sent | round),
+    nginx_instructions_per_request: ($nginx_instructions / $nginx_sent | round),
     streams: $streams,
     instructions_per_stream: ($stream_instructions / $streams | round),
+    nginx_instructions_per_stream: ($nginx_stream_instructions / $nginx_streams | round),
     allocations_per_request: (($calls_load - $calls_base) / $heap_sent * 10 | round / 10)
   }' | tee "$OUT/cost.json"

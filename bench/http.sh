@@ -15,7 +15,9 @@ BIN=${BIN:-$ROOT/target/release}
 RAW=${RAW:-$ROOT/target/bench/raw}
 DURATION=${BENCH_DURATION:-10}
 REPS=${BENCH_REPS:-3}
-CONNECTIONS=${BENCH_CONNECTIONS:-64}
+CONNECTIONS=${BENCH_CONNECTIONS:-50}
+# Figure 1 again at high concurrency (issue 13 asks for both).
+HIGH_CONNECTIONS=${BENCH_HIGH_CONNECTIONS:-256}
 OPEN_STREAMS=${BENCH_OPEN_STREAMS:-1000}
 OHA=${OHA:-oha}
 WORK=$(mktemp -d /tmp/cmw-bench.XXXXXX)
@@ -77,19 +79,28 @@ server_pids() {
   esac
 }
 
-log "figure 1: max RPS, small JSON, ${REPS} × ${DURATION}s per path, $CONNECTIONS connections"
 clk_tck=$(getconf CLK_TCK)
-for rep in $( [ "${BENCH_ONLY_OPEN:-}" = 1 ] || seq "$REPS"); do
-  for p in "${PATHS[@]}"; do
-    pids=$(server_pids "$p")
-    before=$(cpu_ticks $pids)
-    wrk_run small.lua "$CONNECTIONS" "${URL[$p]}" >"$WORK/wrk.json"
-    used=$(($(cpu_ticks $pids) - before))
-    # CPU per request is steadier than RPS on a shared machine.
-    jq --argjson ticks "$used" --argjson hz "$clk_tck" '. + {server_cpu_s: ($ticks / $hz)}' \
-      "$WORK/wrk.json" >"$RAW/rps-$p-$rep.json"
+# rps_figure NAME CONNECTIONS: max RPS and server CPU per request of each path, interleaved.
+rps_figure() {
+  local name=$1 connections=$2 rep p pids before used
+  for rep in $(seq "$REPS"); do
+    for p in "${PATHS[@]}"; do
+      pids=$(server_pids "$p")
+      before=$(cpu_ticks $pids)
+      wrk_run small.lua "$connections" "${URL[$p]}" >"$WORK/wrk.json"
+      used=$(($(cpu_ticks $pids) - before))
+      # CPU per request is steadier than RPS on a shared machine.
+      jq --argjson ticks "$used" --argjson hz "$clk_tck" --argjson c "$connections" \
+        '. + {server_cpu_s: ($ticks / $hz), connections: $c}' "$WORK/wrk.json" >"$RAW/$name-$p-$rep.json"
+    done
   done
-done
+}
+if [ "${BENCH_ONLY_OPEN:-}" != 1 ]; then
+  log "figure 1: max RPS, small JSON, ${REPS} × ${DURATION}s per path, $CONNECTIONS connections"
+  rps_figure rps "$CONNECTIONS"
+  log "figure 1b: the same at $HIGH_CONNECTIONS connections"
+  rps_figure rps_high "$HIGH_CONNECTIONS"
+fi
 max_rps() { for f in "$RAW"/rps-"$1"-*.json; do jq '.requests / (.duration_us / 1e6)' "$f"; done | median; }
 direct_rps=$(max_rps direct)
 # Half of the slowest path's maximum: half of direct's alone would overload nginx and the

@@ -90,17 +90,21 @@ def summarise(raw_dir):
     runs = load_raw(raw_dir)
     figures = {}
 
-    if "rps" in runs:
-        rps = per_path(runs, "rps", wrk_rps)
-        errors = per_path(runs, "rps", wrk_errors)
-        cpu = per_path(runs, "rps", lambda d: d["server_cpu_s"] * 1e6 / d["requests"] if "server_cpu_s" in d else None)
+    for figure, key in (("rps", "rps_small"), ("rps_high", "rps_small_high")):
+        if figure not in runs:
+            continue
+        rps = per_path(runs, figure, wrk_rps)
+        errors = per_path(runs, figure, wrk_errors)
+        cpu = per_path(runs, figure, lambda d: d["server_cpu_s"] * 1e6 / d["requests"] if "server_cpu_s" in d else None)
+        connections = per_path(runs, figure, lambda d: d.get("connections"))
         for path in rps:
             rps[path]["errors"] = sum(errors[path]["runs"])
             rps[path]["server_cpu_us_per_request"] = cpu[path]["median"]
         ratio = None
         if rps.get("proxy", {}).get("median") and rps.get("nginx", {}).get("median"):
             ratio = rps["proxy"]["median"] / rps["nginx"]["median"]
-        figures["rps_small"] = {"paths": rps, "ratio_proxy_nginx": ratio}
+        figures[key] = {"paths": rps, "ratio_proxy_nginx": ratio,
+                        "connections": connections.get("proxy", {}).get("median")}
 
     for figure in ("lat_c1", "lat_open"):
         if figure not in runs:
@@ -168,7 +172,7 @@ def summarise(raw_dir):
 
 
 def goals(figures):
-    """[(goal, measured text, nginx's text, met)] for the goals of issue 7."""
+    """[(goal, measured text, nginx's text, met)] for the goals of issues 7 and 13."""
     out = []
 
     def get(*keys):
@@ -179,12 +183,24 @@ def goals(figures):
             node = node[key]
         return node
 
-    ratio = get("rps_small", "ratio_proxy_nginx")
-    if ratio is not None:
-        rps = figures["rps_small"]["paths"]
-        out.append(("throughput ≥ nginx's (small JSON)",
+    for key in ("rps_small", "rps_small_high"):
+        ratio = get(key, "ratio_proxy_nginx")
+        if ratio is None:
+            continue
+        rps = figures[key]["paths"]
+        out.append((f"throughput ≥ nginx's (small JSON, {fmt(figures[key].get('connections'))} connections)",
                     f"proxy/nginx = {ratio:.2f} ({fmt(rps['proxy']['median'])} vs {fmt(rps['nginx']['median'])} RPS)",
                     "1.00", ratio >= 1.0))
+    cpu = get("rps_small", "paths", "proxy", "server_cpu_us_per_request")
+    nginx_cpu = get("rps_small", "paths", "nginx", "server_cpu_us_per_request")
+    if cpu is not None and nginx_cpu is not None:
+        out.append(("server CPU per request ≤ nginx's (figure 1)", f"{cpu:.1f} µs", f"{nginx_cpu:.1f} µs",
+                    cpu <= nginx_cpu))
+    instructions = get("cost", "instructions_per_request")
+    nginx_instructions = get("cost", "nginx_instructions_per_request")
+    if instructions is not None and nginx_instructions is not None:
+        out.append(("CPU instructions per request ≤ nginx's (figure 6, callgrind)", fmt(instructions),
+                    fmt(nginx_instructions), instructions <= nginx_instructions))
     p99 = get("lat_c1", "added_p99_us", "proxy")
     if p99 is not None:
         out.append(("added p99 < 1 ms at 1 concurrent request", f"{p99:+.0f} µs",
@@ -196,8 +212,8 @@ def goals(figures):
     per_stream = get("rss", "proxy", "per_stream_kib")
     if per_stream is not None:
         nginx = get("rss", "nginx", "per_stream_kib")
-        out.append(("< 32 KiB per open stream", f"{per_stream:.1f} KiB",
-                    f"{nginx:.1f} KiB" if nginx is not None else "–", per_stream < 32))
+        out.append(("≤ 32 KiB per open stream", f"{per_stream:.1f} KiB",
+                    f"{nginx:.1f} KiB" if nginx is not None else "–", per_stream <= 32))
     for op in figures.get("operator", []):
         if op["n"] == 500:
             out.append(("500 CRs converged in < 60 s", f"{op['converge_s']:.1f} s", "", op["converge_s"] < 60))
@@ -249,10 +265,13 @@ def markdown(result):
               "value minus the direct run's value next to it in time; a negative one means the "
               "difference is inside the run-to-run noise."]
 
-    if "rps_small" in f:
-        rps = f["rps_small"]["paths"]
+    for key, title in (("rps_small", "## 1. Throughput, small JSON requests (wrk, closed loop)"),
+                       ("rps_small_high", "## 1b. The same at high concurrency")):
+        if key not in f:
+            continue
+        rps = f[key]["paths"]
         largest = max((rps[p]["median"] or 0) for p in rps)
-        lines += ["", "## 1. Throughput, small JSON requests (wrk, closed loop)", "",
+        lines += ["", f"{title}, {fmt(f[key].get('connections'))} connections", "",
                   "| path | max RPS (median) | errors | server CPU per request | |", "|---|--:|--:|--:|---|"]
         for p in PATHS:
             if p in rps:
@@ -262,7 +281,7 @@ def markdown(result):
         lines.append("\nServer CPU per request: user + system time of the stand-in (direct), nginx's "
                      "master and worker, or the proxy, over the run, divided by its requests; the "
                      "stand-in's share is not counted for nginx and the proxy.")
-        lines.append(f"\nproxy / nginx = **{fmt(f['rps_small']['ratio_proxy_nginx'], digits=2)}**")
+        lines.append(f"\nproxy / nginx = **{fmt(f[key]['ratio_proxy_nginx'], digits=2)}**")
 
     for key, title in (("lat_c1", "## 2a. Latency at 1 concurrent request (oha)"),
                        ("lat_open", "## 2b. Latency, open loop at half of the slowest path's max RPS (oha --latency-correction)")):
@@ -317,10 +336,12 @@ def markdown(result):
     if "cost" in f:
         c = f["cost"]
         lines += ["", "## 6. Cost per request, independent of the machine's load (bench/cost.sh)", "",
-                  "| figure | proxy |", "|---|--:|",
-                  f"| CPU instructions per small JSON request (callgrind) | {fmt(c['instructions_per_request'])} |",
-                  f"| CPU instructions per SSE stream of 9 events (callgrind) | {fmt(c.get('instructions_per_stream'))} |",
-                  f"| heap allocations per small JSON request (heaptrack) | {fmt(c['allocations_per_request'], digits=1)} |",
+                  "| figure | proxy | nginx |", "|---|--:|--:|",
+                  f"| CPU instructions per small JSON request (callgrind) | {fmt(c['instructions_per_request'])} "
+                  f"| {fmt(c.get('nginx_instructions_per_request'))} |",
+                  f"| CPU instructions per SSE stream of 9 events (callgrind) | {fmt(c.get('instructions_per_stream'))} "
+                  f"| {fmt(c.get('nginx_instructions_per_stream'))} |",
+                  f"| heap allocations per small JSON request (heaptrack) | {fmt(c['allocations_per_request'], digits=1)} | – |",
                   "", f"Over {c['requests']} requests after a 200-request warm-up, 4 connections. Compare "
                   "these between two trees: they do not move with what else runs on the machine."]
 

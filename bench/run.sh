@@ -9,7 +9,7 @@
 # them to bench/results/latest.{md,json}. Takes about 12-15 minutes on 2 cores.
 #
 # Knobs (environment): BENCH_DURATION (s per load run, 10), BENCH_REPS (3),
-# BENCH_CONNECTIONS (64), BENCH_OPEN_STREAMS (1000), BENCH_OPERATOR_COUNTS ("50 200 500"),
+# BENCH_CONNECTIONS (50), BENCH_HIGH_CONNECTIONS (256), BENCH_OPEN_STREAMS (1000), BENCH_OPERATOR_COUNTS ("50 200 500"),
 # BENCH_STEADY_SECONDS (60), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,7 +77,7 @@ rm -rf "$RAW"
 mkdir -p "$RAW"
 
 settings="${BENCH_DURATION:-10} s per load run, ${BENCH_REPS:-3} interleaved repetitions (median), \
-${BENCH_CONNECTIONS:-64} wrk connections; the proxy logs at warn (RUST_LOG=warn: no per-request \
+${BENCH_CONNECTIONS:-50} and ${BENCH_HIGH_CONNECTIONS:-256} wrk connections; the proxy logs at warn (RUST_LOG=warn: no per-request \
 lines, like nginx's access_log off)"
 machine_json "bench/run.sh $*" "$settings" >"$RAW/machine.json"
 

@@ -7,7 +7,7 @@
 //! via [`selection`] from the [`accounts`] pool, rewrite headers, send,
 //! classify the outcome, retry or stream back as a [`response`]). Pure logic
 //! (configuration, selection, classification, header rewriting) is unit-tested
-//! without I/O.
+//! without I/O. [`upstream`] holds the pooled connections to the backend.
 
 pub mod accounts;
 pub mod auth;
@@ -25,4 +25,5 @@ pub mod server;
 pub mod sessions;
 pub mod shared_health;
 pub mod state;
+pub mod upstream;
 pub mod usage;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use http::header::CONNECTION;
 use http::{HeaderValue, Request, Version};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::forward::Peer;
@@ -23,6 +23,9 @@ use crate::state::App;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head accepted; beyond it the client gets 431.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// What an HTTP/2 connection with prior knowledge starts with. No HTTP/1
+/// request starts with `PRI`, so its first three bytes decide.
+const HTTP2_PREFACE_START: &[u8] = b"PRI";
 
 /// Why the server is asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,18 +43,21 @@ pub enum Stop {
 /// then stops accepting and lets in-flight requests finish for up to
 /// `DRAIN_TIMEOUT`.
 pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Output = Stop>) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // The head limit itself: the buffer's maximum alone is not one, as a
+        // read may fill the buffer's whole spare capacity past it.
+        .max_header_size(MAX_HEADER_BYTES)
         .max_buf_size(MAX_HEADER_BYTES);
-    builder.http2().timer(TokioTimer::new());
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let server = Acceptor {
         app: &app,
         listener: &listener,
-        builder: &builder,
+        builders: Arc::new(Builders { http1, http2 }),
         graceful: &graceful,
     };
 
@@ -85,8 +91,14 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Outpu
 struct Acceptor<'a> {
     app: &'a Arc<App>,
     listener: &'a TcpListener,
-    builder: &'a auto::Builder<TokioExecutor>,
+    builders: Arc<Builders>,
     graceful: &'a GracefulShutdown,
+}
+
+/// How connections are served, one builder per protocol.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
 }
 
 impl Acceptor<'_> {
@@ -111,33 +123,98 @@ impl Acceptor<'_> {
     fn serve_connection(&self, stream: TcpStream, peer: IpAddr) {
         let _ = stream.set_nodelay(true);
         let app = self.app.clone();
-        // Per connection: its X-Forwarded-For value is made once, not per request.
-        let peer = Peer::new(peer);
-        let service = service_fn(move |request: Request<Incoming>| {
-            let (app, peer) = (app.clone(), peer.clone());
-            async move {
-                let http1 = request.version() < Version::HTTP_2;
-                let mut response = handle(app.clone(), request, Some(&peer)).await;
-                // Once draining, end each HTTP/1 keep-alive connection after its
-                // response: the client reconnects, and the Service sends the new
-                // connection to a pod that is not going away.
-                if http1 && app.is_draining() {
-                    response
-                        .headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("close"));
-                }
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        });
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = self.graceful.watch(connection);
+        let builders = self.builders.clone();
+        let watcher = self.graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let http2 = match tokio::time::timeout(HEADER_READ_TIMEOUT, is_http2(&stream)).await {
+                Ok(Ok(http2)) => http2,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "connection ended before its first bytes");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let result =
+                serve_protocol(&builders, watcher, stream, http2, service(app, peer)).await;
+            if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
         });
     }
+}
+
+/// Whether the connection speaks HTTP/2 (prior knowledge), from its first
+/// bytes, peeked so that hyper reads them again. Asking hyper-util's `auto`
+/// server instead hands HTTP/1 the sniffed bytes first, and its read buffer
+/// then grows to 16 KiB on every connection.
+async fn is_http2(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut start = [0u8; HTTP2_PREFACE_START.len()];
+    loop {
+        let n = stream.peek(&mut start).await?;
+        if n == 0 || start[..n] != HTTP2_PREFACE_START[..n] {
+            return Ok(false);
+        }
+        if n == start.len() {
+            return Ok(true);
+        }
+        // "P" or "PR" so far: peek returns at once while data waits, so pause.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn serve_protocol<S>(
+    builders: &Builders,
+    watcher: Watcher,
+    stream: TcpStream,
+    http2: bool,
+    service: S,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = crate::response::ProxyBody>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io = TokioIo::new(stream);
+    if http2 {
+        watcher
+            .watch(builders.http2.serve_connection(io, service))
+            .await
+    } else {
+        watcher
+            .watch(builders.http1.serve_connection(io, service))
+            .await
+    }
+}
+
+/// The proxy's routes for one connection from `peer`.
+fn service(
+    app: Arc<App>,
+    peer: IpAddr,
+) -> impl hyper::service::HttpService<
+    Incoming,
+    ResBody = crate::response::ProxyBody,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone {
+    // Per connection: its X-Forwarded-For value is made once, not per request.
+    let peer = Peer::new(peer);
+    service_fn(move |request: Request<Incoming>| {
+        let (app, peer) = (app.clone(), peer.clone());
+        // Boxed: hyper keeps one slot the size of this future for the whole
+        // life of the connection; the request's state (several KiB) then
+        // goes as soon as the response head is out, not when the stream ends.
+        Box::pin(async move {
+            let http1 = request.version() < Version::HTTP_2;
+            let mut response = handle(app.clone(), request, Some(&peer)).await;
+            // Once draining, end each HTTP/1 keep-alive connection after its
+            // response: the client reconnects, and the Service sends the new
+            // connection to a pod that is not going away.
+            if http1 && app.is_draining() {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        })
+    })
 }

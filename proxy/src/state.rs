@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::accounts::Pool;
 use crate::auth::{Authenticator, KeySet};
 use crate::config::Config;
-use crate::forward::{ForwardSettings, Forwarding, Target, UpstreamClient, build_client};
+use crate::forward::{ForwardSettings, Forwarding, Target};
 use crate::metrics::Metrics;
 use crate::selection::Selector;
 use crate::sessions::Sessions;
 use crate::shared_health::SharedHealth;
+use crate::upstream::UpstreamClient;
 
 pub struct App {
     pub config: Config,
@@ -30,7 +31,8 @@ pub struct App {
 impl App {
     pub fn new(config: Config, keys: KeySet) -> Result<Self, String> {
         let target = Target::new(&config.target, &config.target_v1_path)?;
-        let client = build_client().map_err(|e| format!("TLS setup failed: {e}"))?;
+        let client =
+            UpstreamClient::new(target.origin()).map_err(|e| format!("TLS setup failed: {e}"))?;
         Ok(Self {
             auth: Arc::new(Authenticator::new(
                 config.auth.enabled,

@@ -1,6 +1,7 @@
 //! The proxy's modules depend on each other in one direction only:
 //! `run → server → routes → state → forward → (selection, accounts, sessions,
-//! shared_health, response, metrics) → config`. This reads every `crate::`
+//! shared_health, response, metrics) → config`, with `upstream` (the backend's
+//! connections) below `forward` and `response`. This reads every `crate::`
 //! path under `src/`, builds the graph of top-level modules and fails, naming
 //! the loop, when one module reaches back to another that depends on it.
 

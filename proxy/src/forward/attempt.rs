@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response, header};
+use http_body::Body as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
 
@@ -20,12 +21,15 @@ use crate::accounts::{Account, now_ms};
 use crate::selection::{
     HeadVerdict, Outcome, classify_error, classify_head, classify_stream_error,
 };
+use crate::upstream::{Lease, SendError};
 
 /// An account's answer, judged, with what was read ahead of its body.
 pub struct Answer {
     pub response: Response<Incoming>,
     pub prefix: Bytes,
     pub outcome: Outcome,
+    /// The backend connection, back to the pool when the body has ended.
+    pub lease: Lease,
 }
 
 /// Sends the request on `account` and judges what comes back. An error is
@@ -40,16 +44,22 @@ pub async fn attempt(
 ) -> Result<Answer, ForwardError> {
     let request = upstream_request(ctx, parts, body, account, peer)?;
     let sent = Instant::now();
-    let response = send(ctx, request).await?;
+    let (response, mut lease) = send(ctx, request).await?;
     ctx.metrics
         .upstream_latency
         .observe(sent.elapsed().as_secs_f64());
     let (head, mut incoming) = response.into_parts();
     let (outcome, prefix) = judge(ctx, &head, &mut incoming).await?;
+    if incoming.is_end_stream() {
+        // Read to its end while judging (an error answer): reusable now,
+        // even if this answer is dropped for another account's.
+        lease.release();
+    }
     Ok(Answer {
         response: Response::from_parts(head, incoming),
         prefix,
         outcome,
+        lease,
     })
 }
 
@@ -80,12 +90,12 @@ fn upstream_request(
 async fn send(
     ctx: &Forwarding<'_>,
     request: Request<Full<Bytes>>,
-) -> Result<Response<Incoming>, ForwardError> {
+) -> Result<(Response<Incoming>, Lease), ForwardError> {
     let timeout = ctx.settings.proxy_timeout;
-    match tokio::time::timeout(timeout, ctx.client.request(request)).await {
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(error)) if error.is_connect() => Err(ForwardError::Connect(source_text(&error))),
-        Ok(Err(error)) => Err(ForwardError::Request(source_text(&error))),
+    match tokio::time::timeout(timeout, ctx.client.send(request)).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(SendError::Connect(error))) => Err(ForwardError::Connect(error)),
+        Ok(Err(SendError::Request(error))) => Err(ForwardError::Request(error)),
         Err(_) => Err(ForwardError::HeadTimeout),
     }
 }
@@ -133,13 +143,4 @@ async fn judge(
         }
         HeadVerdict::Success => Ok((Outcome::Success, Bytes::new())),
     }
-}
-
-/// The innermost cause, which says what actually happened (refused, reset…).
-fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }

@@ -13,7 +13,8 @@ use crate::selection::{FailureKind, Selector};
 use crate::sessions::Sessions;
 use crate::shared_health::SharedHealth;
 
-use super::{Target, UpstreamClient};
+use super::Target;
+use crate::upstream::UpstreamClient;
 
 /// The settings forwarding uses, taken from [`Config`] once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

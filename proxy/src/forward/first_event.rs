@@ -45,7 +45,7 @@ pub fn first_event(buffer: &[u8]) -> FirstEvent {
             continue;
         }
         let data = data.joined();
-        if name == b"error" || payload_is_error(&data) {
+        if name == b"error" || payload_type_is_error(&data) {
             return FirstEvent::Error {
                 data: data.into_owned(),
             };
@@ -92,7 +92,7 @@ impl<'a> DataLines<'a> {
 /// when it could be: a string can only read `error` if the word is there as
 /// is, or if an escape (`\u0065`) spells a letter of it. A first event
 /// (`message_start`) is neither, and is not parsed.
-fn payload_is_error(data: &[u8]) -> bool {
+fn payload_type_is_error(data: &[u8]) -> bool {
     static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"error"));
     if ERROR.find(data).is_none() && memchr::memchr(b'\\', data).is_none() {
         return false;
@@ -241,6 +241,34 @@ mod tests {
             error_type(first_event(stream)),
             Some("permission_error".into())
         );
+    }
+
+    #[test]
+    fn the_payload_type_is_read_however_it_is_written() {
+        for (payload, is_error) in [
+            (
+                &br#"{"type":"error","error":{"type":"api_error"}}"#[..],
+                true,
+            ),
+            (
+                br#"{"type":"message_start","message":{"type":"error"}}"#,
+                false,
+            ),
+            (br#"{ "error": {"type": "x"}, "type" : "error" }"#, true),
+            (br#"{"type":"err\u006fr"}"#, true),
+            (br#"{"type":"errors"}"#, false),
+            (br#"{"type":"error"#, false),
+            (br#"{"message":{"type":"error"}}"#, false),
+            (b"[1,2]", false),
+            (b"not json", false),
+        ] {
+            assert_eq!(
+                payload_type_is_error(payload),
+                is_error,
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! [`ForwardError`], which knows its own answer.
 
 mod attempt;
-mod client;
 mod context;
 mod error;
 pub mod first_event;
@@ -22,7 +21,6 @@ use http::request::Parts;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-pub use client::{CONNECT_TIMEOUT, UpstreamClient, build_client};
 pub use context::{ForwardSettings, Forwarding};
 pub use error::{ForwardError, NoAccount};
 pub use peer::Peer;
@@ -50,7 +48,7 @@ pub async fn forward(
     let mut record = RequestRecord::new(
         ctx.metrics.clone(),
         parts.method.clone(),
-        parts.uri.path_and_query().cloned(),
+        parts.uri.path(),
         route,
     );
     match proxy(ctx, &parts, body, peer, &mut record).await {
@@ -248,6 +246,12 @@ fn stream_back(
             .and_then(|v| UsageTap::for_content_type(v.as_bytes()));
     }
     headers::rewrite_response_headers(&mut parts.headers);
-    let body = UpstreamBody::new(body, answer.prefix, ctx.settings.proxy_timeout, record);
-    Response::from_parts(parts, ProxyBody::Upstream { body })
+    let body = UpstreamBody::new(
+        body,
+        answer.prefix,
+        answer.lease,
+        ctx.settings.proxy_timeout,
+        record,
+    );
+    Response::from_parts(parts, ProxyBody::upstream(body))
 }

@@ -39,9 +39,10 @@ impl Target {
         &self.host_header
     }
 
-    /// The client's path and query on the backend: under TARGET_URL's path,
-    /// with a leading `/v1` replaced by TARGET_V1_PATH. One allocation at
-    /// most (the joined path), none when the path is forwarded as is.
+    /// The client's path and query on the backend, in origin form (what an
+    /// HTTP/1.1 request line carries): under TARGET_URL's path, with a leading
+    /// `/v1` replaced by TARGET_V1_PATH. One allocation at most (the joined
+    /// path), none when the path is forwarded as is.
     pub fn uri_for(&self, client_uri: &Uri) -> Result<Uri, http::Error> {
         let path_and_query = match client_uri.path_and_query() {
             Some(pq) => match self.v1_rest(pq.as_str()) {
@@ -51,11 +52,16 @@ impl Target {
             },
             None => PathAndQuery::from_static("/"),
         };
+        Ok(Uri::from(path_and_query))
+    }
+
+    /// The backend's scheme and authority, for the connector.
+    pub fn origin(&self) -> Uri {
         let mut parts = uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        Ok(Uri::from_parts(parts)?)
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        Uri::from_parts(parts).unwrap_or_default()
     }
 }
 
@@ -88,13 +94,14 @@ mod tests {
         assert_eq!(
             t.uri_for(&"/v1/messages?beta=true".parse().unwrap())
                 .unwrap(),
-            "http://relay:3001/v1/messages?beta=true"
+            "/v1/messages?beta=true"
         );
         assert_eq!(t.host_header(), "relay:3001");
+        assert_eq!(t.origin(), "http://relay:3001/");
         let t = Target::new(&"https://relay.example/base/".parse().unwrap(), "/v1").unwrap();
         assert_eq!(
             t.uri_for(&"/v1/messages".parse().unwrap()).unwrap(),
-            "https://relay.example/base/v1/messages"
+            "/base/v1/messages"
         );
     }
 
@@ -104,23 +111,17 @@ mod tests {
         let mapped = |path: &str| t.uri_for(&path.parse().unwrap()).unwrap().to_string();
         assert_eq!(
             mapped("/v1/messages?beta=true"),
-            "http://relay:3001/api/v1/messages?beta=true"
+            "/api/v1/messages?beta=true"
         );
-        assert_eq!(mapped("/v1"), "http://relay:3001/api/v1");
+        assert_eq!(mapped("/v1"), "/api/v1");
         // Only a whole /v1 segment, and only at the start.
-        assert_eq!(mapped("/v1beta/x"), "http://relay:3001/v1beta/x");
-        assert_eq!(
-            mapped("/api/v1/messages"),
-            "http://relay:3001/api/v1/messages"
-        );
-        assert_eq!(
-            mapped("/claude/v1/messages"),
-            "http://relay:3001/claude/v1/messages"
-        );
+        assert_eq!(mapped("/v1beta/x"), "/v1beta/x");
+        assert_eq!(mapped("/api/v1/messages"), "/api/v1/messages");
+        assert_eq!(mapped("/claude/v1/messages"), "/claude/v1/messages");
         let t = Target::new(&"http://relay:3001/base".parse().unwrap(), "/api/v1").unwrap();
         assert_eq!(
             t.uri_for(&"/v1/messages".parse().unwrap()).unwrap(),
-            "http://relay:3001/base/api/v1/messages"
+            "/base/api/v1/messages"
         );
     }
 }

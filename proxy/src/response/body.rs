@@ -15,6 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::record::RequestRecord;
 use crate::metrics::RequestOutcome;
+use crate::upstream::Lease;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -28,7 +29,9 @@ pin_project! {
     #[project = ProxyBodyProjection]
     pub enum ProxyBody {
         Full { #[pin] body: Full<Bytes> },
-        Upstream { #[pin] body: UpstreamBody },
+        // Boxed: the response is moved through several layers before hyper
+        // holds it, and the stream's state is a few hundred bytes.
+        Upstream { body: Pin<Box<UpstreamBody>> },
     }
 }
 
@@ -36,6 +39,12 @@ impl ProxyBody {
     pub fn full(bytes: Bytes) -> Self {
         Self::Full {
             body: Full::new(bytes),
+        }
+    }
+
+    pub fn upstream(body: UpstreamBody) -> Self {
+        Self::Upstream {
+            body: Box::pin(body),
         }
     }
 }
@@ -52,7 +61,7 @@ impl Body for ProxyBody {
             ProxyBodyProjection::Full { body } => body
                 .poll_frame(cx)
                 .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
-            ProxyBodyProjection::Upstream { body } => body.poll_frame(cx),
+            ProxyBodyProjection::Upstream { body } => body.as_mut().poll_frame(cx),
         }
     }
 
@@ -118,6 +127,8 @@ pin_project! {
         last_frame: Instant,
         // Bytes read ahead (the first SSE event), sent before the rest.
         prefix: Option<Bytes>,
+        // The backend connection: reused once the body has ended cleanly.
+        lease: Lease,
         guard: RecordGuard,
     }
 }
@@ -126,6 +137,7 @@ impl UpstreamBody {
     pub fn new(
         inner: Incoming,
         prefix: Bytes,
+        lease: Lease,
         idle_timeout: Duration,
         record: RequestRecord,
     ) -> Self {
@@ -136,6 +148,7 @@ impl UpstreamBody {
             idle_timeout,
             last_frame: Instant::now(),
             prefix: (!prefix.is_empty()).then_some(prefix),
+            lease,
             guard: RecordGuard {
                 record: Some(record),
             },
@@ -157,6 +170,7 @@ impl Body for UpstreamBody {
                 record.on_chunk(&prefix);
             }
             if this.inner.is_end_stream() {
+                this.lease.release();
                 this.guard.complete();
             }
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
@@ -169,6 +183,7 @@ impl Body for UpstreamBody {
                 }
                 if this.inner.is_end_stream() {
                     // hyper may not poll again once the length is satisfied.
+                    this.lease.release();
                     this.guard.complete();
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -179,6 +194,7 @@ impl Body for UpstreamBody {
                 Poll::Ready(Some(Err(BodyError::Upstream(error))))
             }
             Poll::Ready(None) => {
+                this.lease.release();
                 this.guard.complete();
                 Poll::Ready(None)
             }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::Method;
-use http::uri::PathAndQuery;
 
 use crate::accounts::short_id;
 use crate::metrics::{Metrics, RequestLabels, RequestOutcome};
@@ -15,8 +14,10 @@ pub struct RequestRecord {
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     pub method: Method,
-    /// The path (the query is never logged: it may carry secrets).
-    pub path: Option<PathAndQuery>,
+    /// The path, copied: a slice of the request would keep the connection's
+    /// whole read buffer alive for as long as the answer streams. The query
+    /// is never logged: it may carry secrets.
+    pub path: Box<str>,
     pub route: &'static str,
     pub status: u16,
     pub account: Option<Arc<str>>,
@@ -33,17 +34,12 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    pub fn new(
-        metrics: Arc<Metrics>,
-        method: Method,
-        path: Option<PathAndQuery>,
-        route: &'static str,
-    ) -> Self {
+    pub fn new(metrics: Arc<Metrics>, method: Method, path: &str, route: &'static str) -> Self {
         Self {
             metrics,
             started: Instant::now(),
             method,
-            path,
+            path: path.into(),
             route,
             status: 0,
             account: None,
@@ -82,7 +78,7 @@ impl RequestRecord {
             status: self.status,
             outcome,
         });
-        let path = self.path.as_ref().map(PathAndQuery::path).unwrap_or("/");
+        let path = &*self.path;
         let account = self.account.as_deref().map(short_id).unwrap_or("-");
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let ttfb_ms = self

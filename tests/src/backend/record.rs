@@ -32,6 +32,9 @@ pub struct SeenRequest {
     /// When the stand-in noticed that the client had gone before the answer was complete
     /// (the response body was dropped: the connection closed or the request was cancelled).
     pub client_gone: Option<Instant>,
+    /// The client's address and port: one per connection, so requests with the
+    /// same one came over the same connection.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl SeenRequest {

@@ -2,7 +2,7 @@
 //! behaviour and builds the response (streams are fed by a task, see [`stream`]).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -151,7 +151,7 @@ impl PromptCache {
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-    peer: Option<IpAddr>,
+    peer: Option<SocketAddr>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let (parts, incoming) = req.into_parts();
@@ -178,7 +178,7 @@ pub(crate) async fn handle(
     let shape: RequestShape = serde_json::from_slice(&body).unwrap_or_default();
     let proxied = shared.serves(parts.uri.path());
     // The fork's limiter runs before its routes and skips only its health checks.
-    let ip_limited = parts.uri.path() != "/health" && shared.ip_limit.over(peer);
+    let ip_limited = parts.uri.path() != "/health" && shared.ip_limit.over(peer.map(|p| p.ip()));
     let behaviour = if ip_limited {
         Behaviour::Status {
             status: 429,
@@ -210,6 +210,7 @@ pub(crate) async fn handle(
         started,
         completed: None,
         client_gone: None,
+        peer,
     });
     let reply = Reply {
         shared: shared.clone(),

@@ -27,7 +27,7 @@ pub(crate) async fn serve(
                 Ok((stream, peer)) => {
                     // Events must leave as soon as they are written: no Nagle delay.
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(stream, peer.ip(), shared.clone(), shutdown.clone()));
+                    tokio::spawn(serve_connection(stream, peer, shared.clone(), shutdown.clone()));
                 }
                 // Out of file descriptors and the like: wait instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -39,7 +39,7 @@ pub(crate) async fn serve(
 
 async fn serve_connection(
     stream: tokio::net::TcpStream,
-    peer: std::net::IpAddr,
+    peer: std::net::SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
