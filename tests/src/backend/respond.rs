@@ -91,6 +91,10 @@ struct Controls {
     events: usize,
     gap: Duration,
     body_bytes: usize,
+    /// `x-test-stamp: 1`: each streamed event is preceded by a `: sent <µs>`
+    /// comment (wall clock at the moment it is handed to the connection), so
+    /// that a client on the same machine can time its delivery (sse-bench).
+    stamp: bool,
 }
 
 impl Controls {
@@ -105,6 +109,7 @@ impl Controls {
             events: number("x-test-events").map_or(5, |n| n as usize),
             gap: Duration::from_millis(number("x-test-gap-ms").unwrap_or(0)),
             body_bytes: number("x-test-body-bytes").map_or(0, |n| n as usize),
+            stamp: number("x-test-stamp") == Some(1),
         }
     }
 }
@@ -216,6 +221,7 @@ pub(crate) async fn handle(
         shared: shared.clone(),
         id,
         account: api_key.unwrap_or_else(|| "none".into()),
+        stamp: controls.stamp,
     };
     if !proxied && !ip_limited {
         return reply.not_proxied(parts.uri.path());
@@ -247,6 +253,7 @@ struct Reply {
     shared: Arc<Shared>,
     id: u64,
     account: String,
+    stamp: bool,
 }
 
 impl Reply {
@@ -423,7 +430,10 @@ impl Reply {
             self.id,
             tx,
             frames,
-            gap,
+            stream::Pace {
+                gap,
+                stamp: self.stamp,
+            },
             end,
         ));
         self.head(status, content_type, body)

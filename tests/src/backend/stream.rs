@@ -2,7 +2,7 @@
 //! that went away (the body's channel closes when hyper drops the response body).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -20,6 +20,13 @@ pub(crate) enum End {
     Reset,
 }
 
+/// How frames are sent: `gap` apart, and stamped with their send time or not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    pub gap: Duration,
+    pub stamp: bool,
+}
+
 /// Sends `frames` into `tx` (the first at once, then one per `gap`) and records the outcome
 /// on request `id`: completed, or the client gone.
 pub(crate) async fn feed(
@@ -27,7 +34,7 @@ pub(crate) async fn feed(
     id: u64,
     tx: BodySender,
     frames: Vec<Bytes>,
-    gap: Duration,
+    Pace { gap, stamp }: Pace,
     end: End,
 ) {
     let gone = |shared: &Shared| {
@@ -43,6 +50,7 @@ pub(crate) async fn feed(
                 _ = tx.closed() => return gone(&shared),
             }
         }
+        let frame = if stamp { stamped(&frame) } else { frame };
         if tx.send(Ok(frame)).await.is_err() {
             return gone(&shared);
         }
@@ -61,4 +69,14 @@ pub(crate) async fn feed(
             let _ = tx.send(Err(reset)).await;
         }
     }
+}
+
+/// `frame` behind an SSE comment with the wall-clock time, in µs since the epoch.
+fn stamped(frame: &Bytes) -> Bytes {
+    let sent_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let mut out = format!(": sent {sent_us}\n").into_bytes();
+    out.extend_from_slice(frame);
+    Bytes::from(out)
 }

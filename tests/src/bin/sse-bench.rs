@@ -67,18 +67,38 @@ struct StreamTiming {
     ttfb_us: u64,
     /// Between consecutive complete events.
     gaps_us: Vec<u64>,
+    /// From the stand-in handing each event to its connection to its arrival here
+    /// (wall clock, same machine): the path's own delay, without the stand-in's
+    /// timer jitter that the gaps carry.
+    delivery_us: Vec<u64>,
     events: usize,
 }
 
 /// Splits complete SSE events (ended by a blank line) off the front of `buffer`, returning
 /// how many were complete; what remains is the start of the next event.
-fn take_events(buffer: &mut Vec<u8>) -> usize {
-    let mut count = 0;
+fn take_events(buffer: &mut Vec<u8>) -> Vec<Option<u64>> {
+    let mut stamps = Vec::new();
     while let Some(end) = find_event_end(buffer) {
+        stamps.push(sent_stamp(&buffer[..end]));
         buffer.drain(..end);
-        count += 1;
     }
-    count
+    stamps
+}
+
+/// The stand-in's `: sent <µs since the epoch>` comment in one event, if any
+/// (it writes one when asked with `x-test-stamp: 1`).
+fn sent_stamp(event: &[u8]) -> Option<u64> {
+    event
+        .split(|b| *b == b'\n')
+        .find_map(|line| line.strip_prefix(b": sent "))
+        .and_then(|digits| std::str::from_utf8(digits).ok())
+        .and_then(|digits| digits.trim().parse().ok())
+}
+
+fn now_since_epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// The index just past the first `\n\n` (or `\r\n\r\n`) in `bytes`.
@@ -161,6 +181,7 @@ async fn one_stream(
         .header("anthropic-version", "2023-06-01")
         .header("x-test-events", args.deltas.to_string())
         .header("x-test-gap-ms", args.gap_ms.to_string())
+        .header("x-test-stamp", "1")
         .json(&body)
         .send()
         .await
@@ -175,8 +196,12 @@ async fn one_stream(
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| format!("body: {e}"))?;
         let now = Instant::now();
+        let arrived_us = now_since_epoch_us();
         buffer.extend_from_slice(&chunk);
-        for _ in 0..take_events(&mut buffer) {
+        for sent in take_events(&mut buffer) {
+            if let Some(sent) = sent {
+                timing.delivery_us.push(arrived_us.saturating_sub(sent));
+            }
             match last {
                 None => {
                     timing.ttfb_us = now.duration_since(started).as_micros() as u64;
@@ -242,6 +267,7 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let (mut ttfb, mut gaps, mut errors, mut ok) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
+    let mut delivery = Vec::new();
     for task in tasks {
         for result in task.await? {
             match result {
@@ -249,6 +275,7 @@ async fn main() -> anyhow::Result<()> {
                     ok += 1;
                     ttfb.push(timing.ttfb_us);
                     gaps.extend(timing.gaps_us);
+                    delivery.extend(timing.delivery_us);
                 }
                 Err(e) => errors.push(e),
             }
@@ -275,6 +302,7 @@ async fn main() -> anyhow::Result<()> {
         "gap_ms": args.gap_ms,
         "ttfb_us": summary(ttfb),
         "gap_us": summary(gaps),
+        "delivery_us": summary(delivery),
         "rss_kib_open": rss_open,
         "wall_ms": wall.elapsed().as_millis() as u64,
     });
@@ -288,11 +316,16 @@ mod tests {
 
     #[test]
     fn events_are_split_on_blank_lines_and_partial_ones_kept() {
-        let mut buffer = b"event: a\ndata: {}\n\nevent: b\ndata: {}\n\nevent: c\nda".to_vec();
-        assert_eq!(take_events(&mut buffer), 2);
+        let mut buffer =
+            b": sent 1700000000123456\nevent: a\ndata: {}\n\nevent: b\ndata: {}\n\nevent: c\nda"
+                .to_vec();
+        assert_eq!(
+            take_events(&mut buffer),
+            [Some(1_700_000_000_123_456), None]
+        );
         assert_eq!(buffer, b"event: c\nda");
         buffer.extend_from_slice(b"ta: {}\r\n\r\n");
-        assert_eq!(take_events(&mut buffer), 1);
+        assert_eq!(take_events(&mut buffer), [None]);
         assert!(buffer.is_empty());
     }
 
