@@ -122,11 +122,6 @@ impl UpstreamClient {
         Ok((response, self.lease(sender)))
     }
 
-    /// Idle connections ready for a request, in the pool now.
-    pub fn idle_count(&self) -> usize {
-        lock(&self.idle).len()
-    }
-
     /// The newest idle connection that can take a request; closed and
     /// expired ones met on the way are dropped.
     fn take_idle(&self) -> Option<Sender> {
@@ -220,12 +215,17 @@ where
 }
 
 fn push_idle(idle: &IdleStack, sender: Sender) {
+    let now = Instant::now();
     let mut idle = lock(idle);
+    // The oldest are at the bottom, where steady traffic never reaches: close
+    // those past their time here (rarely more than none).
+    let expired = idle
+        .iter()
+        .take_while(|c| now.duration_since(c.since) >= IDLE_TIMEOUT)
+        .count();
+    idle.drain(..expired);
     if idle.len() < MAX_IDLE {
-        idle.push(IdleConnection {
-            sender,
-            since: Instant::now(),
-        });
+        idle.push(IdleConnection { sender, since: now });
     }
 }
 
