@@ -240,26 +240,11 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
-
     use super::*;
 
-    /// What serde makes of an event's data (the reading `SseUsage` had).
+    /// What serde makes of an event's data (the reading `SseUsage` falls back to).
     fn serde_event(data: &[u8]) -> Option<Usage> {
-        #[derive(Deserialize)]
-        struct Event {
-            #[serde(default)]
-            usage: Option<Usage>,
-            #[serde(default)]
-            message: Option<Message>,
-        }
-        #[derive(Deserialize)]
-        struct Message {
-            #[serde(default)]
-            usage: Option<Usage>,
-        }
-        let event = serde_json::from_slice::<Event>(data).ok()?;
-        event.usage.or(event.message.and_then(|m| m.usage))
+        super::super::serde_event_usage(data)
     }
 
     /// What serde makes of a usage object at the start of the bytes
