@@ -21,8 +21,10 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
+mod idle;
+
 /// Connections to the backend fail fast; waiting on a dead backend helps nobody.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// The read buffer of a backend connection.
@@ -31,12 +33,7 @@ const READ_BUFFER_BYTES: usize = 8 * 1024;
 const MAX_IDLE: usize = 256;
 
 type Sender = SendRequest<Full<Bytes>>;
-type IdleStack = Mutex<Vec<IdleConnection>>;
-
-struct IdleConnection {
-    sender: Sender,
-    since: Instant,
-}
+type IdleStack = Mutex<idle::IdleStack<Sender>>;
 
 /// Why a request got no answer head from the backend.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +89,7 @@ impl UpstreamClient {
             https,
             target: origin,
             handshake,
-            idle: Arc::new(Mutex::new(Vec::new())),
+            idle: Arc::new(Mutex::new(idle::IdleStack::new(MAX_IDLE, IDLE_TIMEOUT))),
         })
     }
 
@@ -125,13 +122,7 @@ impl UpstreamClient {
     /// The newest idle connection that can take a request; closed and
     /// expired ones met on the way are dropped.
     fn take_idle(&self) -> Option<Sender> {
-        let mut idle = lock(&self.idle);
-        while let Some(connection) = idle.pop() {
-            if connection.sender.is_ready() && connection.since.elapsed() < IDLE_TIMEOUT {
-                return Some(connection.sender);
-            }
-        }
-        None
+        lock(&self.idle).take(Instant::now(), Sender::is_ready)
     }
 
     async fn connect(&self) -> Result<Sender, SendError> {
@@ -216,26 +207,16 @@ where
 
 fn push_idle(idle: &IdleStack, sender: Sender) {
     let now = Instant::now();
-    let mut idle = lock(idle);
-    // The oldest are at the bottom, where steady traffic never reaches: close
-    // those past their time here (rarely more than none).
-    let expired = idle
-        .iter()
-        .take_while(|c| now.duration_since(c.since) >= IDLE_TIMEOUT)
-        .count();
-    idle.drain(..expired);
-    if idle.len() < MAX_IDLE {
-        idle.push(IdleConnection { sender, since: now });
-    }
+    lock(idle).push(sender, now);
 }
 
 /// The stack holds no invariant a panic elsewhere could break.
-fn lock(idle: &IdleStack) -> std::sync::MutexGuard<'_, Vec<IdleConnection>> {
+fn lock(idle: &IdleStack) -> std::sync::MutexGuard<'_, idle::IdleStack<Sender>> {
     idle.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The innermost cause, which says what actually happened (refused, reset…).
-pub fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
+fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(next) = cause.source() {
         cause = next;
