@@ -156,6 +156,13 @@ impl UpstreamBody {
     }
 }
 
+/// The backend's body ended cleanly: its connection can serve the next
+/// request, and the request is counted as complete.
+fn ended(lease: &mut Lease, guard: &mut RecordGuard) {
+    lease.release();
+    guard.complete();
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = BodyError;
@@ -170,8 +177,7 @@ impl Body for UpstreamBody {
                 record.on_chunk(&prefix);
             }
             if this.inner.is_end_stream() {
-                this.lease.release();
-                this.guard.complete();
+                ended(this.lease, this.guard);
             }
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
         }
@@ -183,8 +189,7 @@ impl Body for UpstreamBody {
                 }
                 if this.inner.is_end_stream() {
                     // hyper may not poll again once the length is satisfied.
-                    this.lease.release();
-                    this.guard.complete();
+                    ended(this.lease, this.guard);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -194,8 +199,7 @@ impl Body for UpstreamBody {
                 Poll::Ready(Some(Err(BodyError::Upstream(error))))
             }
             Poll::Ready(None) => {
-                this.lease.release();
-                this.guard.complete();
+                ended(this.lease, this.guard);
                 Poll::Ready(None)
             }
             Poll::Pending => {
