@@ -40,45 +40,36 @@ drive() {
 }
 requests_of() { jq -r .requests <<<"$1"; }
 
-# Instructions: callgrind instruments only between the warm-up and the dump.
+# callgrind_counts PID PORT OUT: instructions (callgrind, instrumenting only between the
+# warm-up and the dumps) over REQUESTS JSON requests, then over STREAMS streams (SSE, 5 text
+# deltas: 9 events; each dump zeroes the counts). Prints "INSTRUCTIONS REQUESTS
+# STREAM_INSTRUCTIONS STREAMS". Dumps on request are OUT.1 and OUT.2; the one at exit is not
+# counted.
+callgrind_counts() {
+  local pid=$1 port=$2 out=$3 sent streams
+  drive "$port" "$WARMUP" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  sent=$(requests_of "$(drive "$port" "$REQUESTS")")
+  callgrind_control -d "$pid" >/dev/null
+  streams=$(requests_of "$(drive "$port" "$STREAMS" stream)")
+  callgrind_control -d "$pid" >/dev/null
+  echo "$(totals "$out.1") $sent $(totals "$out.2") $streams"
+}
+totals() { awk '/^totals:/ { print $2 }' "$1"; }
+
 PROXY_WRAP=(valgrind --tool=callgrind --instr-atstart=no
   --callgrind-out-file="$WORK/callgrind.out")
 proxy=$(free_port); start_proxy "$proxy" "$redis" "$standin"
-drive "$proxy" "$WARMUP" >/dev/null
-callgrind_control -i on "$PROXY_PID" >/dev/null
-measured=$(drive "$proxy" "$REQUESTS")
-callgrind_control -d "$PROXY_PID" >/dev/null
-# Dumps on request are callgrind.out.1, .2; the one at exit (shutdown) is not counted.
-instructions=$(awk '/^totals:/ { print $2 }' "$WORK/callgrind.out.1")
-sent=$(requests_of "$measured")
-# Streams (SSE, 5 text deltas: 9 events) after a dump, which zeroes the counts.
-streamed=$(drive "$proxy" "$STREAMS" stream)
-callgrind_control -d "$PROXY_PID" >/dev/null
-stream_instructions=$(awk '/^totals:/ { print $2 }' "$WORK/callgrind.out.2")
-streams=$(requests_of "$streamed")
+read -r instructions sent stream_instructions streams \
+  < <(callgrind_counts "$PROXY_PID" "$proxy" "$WORK/callgrind.out")
 stop_pid "$PROXY_PID"
 
-# The same for nginx (one process: master_process off, so that callgrind sees the
-# worker), as the reference the proxy's figures are compared with.
-nginx_dir=$WORK/nginx
-nginx=$(free_port)
-mkdir -p "$nginx_dir"
-sed -e "s#@PREFIX@#$nginx_dir#g" -e "s#@PORT@#$nginx#g" -e "s#@UPSTREAM_PORT@#$standin#g" \
-  -e 's/^master_process on;/master_process off;/' "$ROOT/bench/nginx.conf.template" >"$nginx_dir/nginx.conf"
-"${PIN_SERVER[@]}" valgrind --tool=callgrind --instr-atstart=no \
-  --callgrind-out-file="$WORK/nginx.callgrind.out" \
-  nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -e "$nginx_dir/error.log" 2>"$WORK/nginx.valgrind" &
-NGINX_PID=$!
-BENCH_PIDS+=("$NGINX_PID")
-wait_http "http://127.0.0.1:$nginx/health" 60 || die "nginx under valgrind did not start"
-drive "$nginx" "$WARMUP" >/dev/null
-callgrind_control -i on "$NGINX_PID" >/dev/null
-nginx_sent=$(requests_of "$(drive "$nginx" "$REQUESTS")")
-callgrind_control -d "$NGINX_PID" >/dev/null
-nginx_instructions=$(awk '/^totals:/ { print $2 }' "$WORK/nginx.callgrind.out.1")
-nginx_streams=$(requests_of "$(drive "$nginx" "$STREAMS" stream)")
-callgrind_control -d "$NGINX_PID" >/dev/null
-nginx_stream_instructions=$(awk '/^totals:/ { print $2 }' "$WORK/nginx.callgrind.out.2")
+# The same for nginx, as the reference the proxy's figures are compared with.
+NGINX_WRAP=(valgrind --tool=callgrind --instr-atstart=no
+  --callgrind-out-file="$WORK/nginx.callgrind.out")
+nginx=$(free_port); NGINX_MASTER=off start_nginx "$nginx" "$standin" "$WORK/nginx"
+read -r nginx_instructions nginx_sent nginx_stream_instructions nginx_streams \
+  < <(callgrind_counts "$NGINX_PID" "$nginx" "$WORK/nginx.callgrind.out")
 stop_pid "$NGINX_PID"
 
 # Allocations: heaptrack has no switch, so two runs, with and without the

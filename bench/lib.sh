@@ -121,15 +121,20 @@ start_standin() {
 }
 
 # start_nginx PORT UPSTREAM_PORT DIR: sets NGINX_PID (the master).
+# NGINX_WRAP: a command nginx runs under (bench/cost.sh: callgrind, with NGINX_MASTER=off so
+# that the one process it sees does the work); empty for the benchmark.
+NGINX_WRAP=()
 start_nginx() {
   local port=$1 upstream=$2 dir=$3
   mkdir -p "$dir"
   sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$port#g" -e "s#@UPSTREAM_PORT@#$upstream#g" \
+    -e "s/^master_process on;/master_process ${NGINX_MASTER:-on};/" \
     "$ROOT/bench/nginx.conf.template" >"$dir/nginx.conf"
-  "${PIN_SERVER[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+  "${PIN_SERVER[@]}" "${NGINX_WRAP[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+    2>"$dir/stderr" &
   NGINX_PID=$!
   BENCH_PIDS+=("$NGINX_PID")
-  wait_http "http://127.0.0.1:$port/health" || die "nginx did not start (see $dir/error.log)"
+  wait_http "http://127.0.0.1:$port/health" 60 || die "nginx did not start (see $dir/error.log)"
 }
 
 # The master and its workers.
