@@ -32,7 +32,7 @@ impl App {
     pub fn new(config: Config, keys: KeySet) -> Result<Self, String> {
         let target = Target::new(&config.target, &config.target_v1_path)?;
         let client =
-            UpstreamClient::new(target.origin()).map_err(|e| format!("TLS setup failed: {e}"))?;
+            UpstreamClient::new(&target.origin()).map_err(|e| format!("backend client: {e}"))?;
         Ok(Self {
             auth: Arc::new(Authenticator::new(
                 config.auth.enabled,

@@ -7,9 +7,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response, header};
-use http_body::Body as _;
-use http_body_util::Full;
-use hyper::body::Incoming;
 
 use super::context::Forwarding;
 use super::error::ForwardError;
@@ -21,15 +18,16 @@ use crate::accounts::{Account, now_ms};
 use crate::selection::{
     HeadVerdict, Outcome, classify_error, classify_head, classify_stream_error,
 };
-use crate::upstream::{Lease, SendError};
+use crate::upstream::{RelayBody, SendError};
 
 /// An account's answer, judged, with what was read ahead of its body.
 pub struct Answer {
-    pub response: Response<Incoming>,
+    /// Its body goes on from the connection; the connection goes back to
+    /// the pool when the body has ended (an error answer's, read whole while
+    /// judging, already has).
+    pub response: Response<RelayBody>,
     pub prefix: Bytes,
     pub outcome: Outcome,
-    /// The backend connection, back to the pool when the body has ended.
-    pub lease: Lease,
 }
 
 /// Sends the request on `account` and judges what comes back. An error is
@@ -44,22 +42,16 @@ pub async fn attempt(
 ) -> Result<Answer, ForwardError> {
     let request = upstream_request(ctx, parts, body, account, peer)?;
     let sent = Instant::now();
-    let (response, mut lease) = send(ctx, request).await?;
+    let response = send(ctx, &request).await?;
     ctx.metrics
         .upstream_latency
         .observe(sent.elapsed().as_secs_f64());
-    let (head, mut incoming) = response.into_parts();
-    let (outcome, prefix) = judge(ctx, &head, &mut incoming).await?;
-    if incoming.is_end_stream() {
-        // Read to its end while judging (an error answer): reusable now,
-        // even if this answer is dropped for another account's.
-        lease.release();
-    }
+    let (head, mut body) = response.into_parts();
+    let (outcome, prefix) = judge(ctx, &head, &mut body).await?;
     Ok(Answer {
-        response: Response::from_parts(head, incoming),
+        response: Response::from_parts(head, body),
         prefix,
         outcome,
-        lease,
     })
 }
 
@@ -69,7 +61,7 @@ fn upstream_request(
     body: &Bytes,
     account: &Account,
     peer: Option<&Peer>,
-) -> Result<Request<Full<Bytes>>, ForwardError> {
+) -> Result<Request<Bytes>, ForwardError> {
     let uri = ctx
         .target
         .uri_for(&parts.uri)
@@ -79,7 +71,7 @@ fn upstream_request(
     ))?;
     let mut headers = headers::upstream_headers(&parts.headers, account_key.clone(), peer);
     headers.insert(header::HOST, ctx.target.host_header().clone());
-    let mut request = Request::new(Full::new(body.clone()));
+    let mut request = Request::new(body.clone());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
@@ -89,8 +81,8 @@ fn upstream_request(
 /// The response head, within PROXY_TIMEOUT.
 async fn send(
     ctx: &Forwarding<'_>,
-    request: Request<Full<Bytes>>,
-) -> Result<(Response<Incoming>, Lease), ForwardError> {
+    request: &Request<Bytes>,
+) -> Result<Response<RelayBody>, ForwardError> {
     let timeout = ctx.settings.proxy_timeout;
     match tokio::time::timeout(timeout, ctx.client.send(request)).await {
         Ok(Ok(answer)) => Ok(answer),
@@ -106,7 +98,7 @@ async fn send(
 async fn judge(
     ctx: &Forwarding<'_>,
     head: &http::response::Parts,
-    body: &mut Incoming,
+    body: &mut RelayBody,
 ) -> Result<(Outcome, Bytes), ForwardError> {
     let cooldowns = &ctx.settings.cooldowns;
     let timeout = ctx.settings.proxy_timeout;

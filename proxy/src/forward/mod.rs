@@ -246,12 +246,6 @@ fn stream_back(
             .and_then(|v| UsageTap::for_content_type(v.as_bytes()));
     }
     headers::rewrite_response_headers(&mut parts.headers);
-    let body = UpstreamBody::new(
-        body,
-        answer.prefix,
-        answer.lease,
-        ctx.settings.proxy_timeout,
-        record,
-    );
+    let body = UpstreamBody::new(body, answer.prefix, ctx.settings.proxy_timeout, record);
     Response::from_parts(parts, ProxyBody::upstream(body))
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::first_event::{FirstEvent, first_event};
+use crate::upstream::{RelayBody, RelayBodyError};
 
 /// At most this much is held back; a first event this large is forwarded.
 pub const MAX_BYTES: usize = 64 * 1024;
@@ -23,10 +23,10 @@ pub enum ReadAhead {
     /// other account is left.
     Error { data: Vec<u8>, prefix: Bytes },
     /// The backend's body failed before the first event.
-    Failed(hyper::Error),
+    Failed(RelayBodyError),
 }
 
-pub async fn read_first_event(body: &mut Incoming, max_wait: Duration) -> ReadAhead {
+pub async fn read_first_event(body: &mut RelayBody, max_wait: Duration) -> ReadAhead {
     let mut read = ReadSoFar::default();
     let deadline = tokio::time::Instant::now() + max_wait.min(MAX_WAIT);
     loop {
@@ -112,9 +112,9 @@ impl ReadSoFar {
 /// An error answer's body, whole when it ends within the bounds (error
 /// bodies are small JSON), else what arrived in them.
 pub async fn read_error_body(
-    body: &mut Incoming,
+    body: &mut RelayBody,
     max_wait: Duration,
-) -> Result<Bytes, hyper::Error> {
+) -> Result<Bytes, RelayBodyError> {
     let mut buffer = BytesMut::new();
     let deadline = tokio::time::Instant::now() + max_wait.min(MAX_WAIT);
     while buffer.len() < MAX_BYTES {

@@ -9,20 +9,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::record::RequestRecord;
 use crate::metrics::RequestOutcome;
-use crate::upstream::Lease;
+use crate::upstream::{RelayBody, RelayBodyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error("no data from the backend for {0:?}")]
     IdleTimeout(Duration),
     #[error("backend stream failed: {0}")]
-    Upstream(#[from] hyper::Error),
+    Upstream(#[from] RelayBodyError),
 }
 
 pin_project! {
@@ -115,7 +114,7 @@ impl Drop for RecordGuard {
 pin_project! {
     pub struct UpstreamBody {
         #[pin]
-        inner: Incoming,
+        inner: RelayBody,
         // Made only when the backend first keeps the body waiting (a small
         // answer that is there at once never needs it), for
         // `last_frame + idle_timeout`, and moved on to the then last frame's
@@ -127,17 +126,14 @@ pin_project! {
         last_frame: Instant,
         // Bytes read ahead (the first SSE event), sent before the rest.
         prefix: Option<Bytes>,
-        // The backend connection: reused once the body has ended cleanly.
-        lease: Lease,
         guard: RecordGuard,
     }
 }
 
 impl UpstreamBody {
     pub fn new(
-        inner: Incoming,
+        inner: RelayBody,
         prefix: Bytes,
-        lease: Lease,
         idle_timeout: Duration,
         record: RequestRecord,
     ) -> Self {
@@ -148,19 +144,11 @@ impl UpstreamBody {
             idle_timeout,
             last_frame: Instant::now(),
             prefix: (!prefix.is_empty()).then_some(prefix),
-            lease,
             guard: RecordGuard {
                 record: Some(record),
             },
         }
     }
-}
-
-/// The backend's body ended cleanly: its connection can serve the next
-/// request, and the request is counted as complete.
-fn ended(lease: &mut Lease, guard: &mut RecordGuard) {
-    lease.release();
-    guard.complete();
 }
 
 impl Body for UpstreamBody {
@@ -177,7 +165,7 @@ impl Body for UpstreamBody {
                 record.on_chunk(&prefix);
             }
             if this.inner.is_end_stream() {
-                ended(this.lease, this.guard);
+                this.guard.complete();
             }
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
         }
@@ -189,7 +177,7 @@ impl Body for UpstreamBody {
                 }
                 if this.inner.is_end_stream() {
                     // hyper may not poll again once the length is satisfied.
-                    ended(this.lease, this.guard);
+                    this.guard.complete();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -199,7 +187,7 @@ impl Body for UpstreamBody {
                 Poll::Ready(Some(Err(BodyError::Upstream(error))))
             }
             Poll::Ready(None) => {
-                ended(this.lease, this.guard);
+                this.guard.complete();
                 Poll::Ready(None)
             }
             Poll::Pending => {

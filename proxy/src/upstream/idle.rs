@@ -22,9 +22,9 @@ impl<T> IdleStack<T> {
 
     /// The newest entry that `usable` accepts and that is not past its time;
     /// those met on the way are dropped.
-    pub fn take(&mut self, now: Instant, usable: impl Fn(&T) -> bool) -> Option<T> {
-        while let Some((entry, since)) = self.entries.pop() {
-            if now.duration_since(since) < self.timeout && usable(&entry) {
+    pub fn take(&mut self, now: Instant, mut usable: impl FnMut(&mut T) -> bool) -> Option<T> {
+        while let Some((mut entry, since)) = self.entries.pop() {
+            if now.duration_since(since) < self.timeout && usable(&mut entry) {
                 return Some(entry);
             }
         }
