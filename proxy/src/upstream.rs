@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{Response, Uri};
 
 mod body;
 mod codec;
@@ -25,8 +25,8 @@ mod stream;
 
 pub use body::{RelayBody, RelayBodyError};
 use codec::BodyDecoder;
-pub use codec::CodecError;
-use connection::{Connection, ExchangeError};
+pub use codec::{CodecError, RequestHead};
+use connection::Connection;
 use stream::Dialer;
 pub use stream::DialerError;
 
@@ -34,8 +34,6 @@ pub use stream::DialerError;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept at most; more are closed when their answer ends.
 const MAX_IDLE: usize = 256;
-/// A request head is rarely larger than this; the buffer grows if it is.
-const REQUEST_HEAD_BYTES: usize = 1024;
 
 type IdlePool = Mutex<idle::IdleStack<Connection>>;
 
@@ -64,21 +62,18 @@ impl UpstreamClient {
         })
     }
 
-    /// Sends `request` (origin-form URI, `Host` set, no framing headers) on
-    /// an idle connection, or a new one, and returns the answer with its
-    /// body still to be read from the connection.
-    pub async fn send(&self, request: &Request<Bytes>) -> Result<Response<RelayBody>, SendError> {
-        let mut head = Vec::with_capacity(REQUEST_HEAD_BYTES);
-        codec::encode_request_head(
-            request.method(),
-            request.uri().path_and_query().map_or("/", |pq| pq.as_str()),
-            request.headers(),
-            request.body().len(),
-            &mut head,
-        );
+    /// Sends the request (`head` with `Host` and no framing headers) on an
+    /// idle connection, or a new one, and returns the answer with its body
+    /// still to be read from the connection.
+    pub async fn send(
+        &self,
+        head: RequestHead,
+        body: &Bytes,
+    ) -> Result<Response<RelayBody>, SendError> {
+        let (method, head) = head.finish(body.len());
         if let Some(mut connection) = self.take_idle() {
-            match self.exchange(&mut connection, &head, request).await {
-                Ok(head) => return Ok(self.answer(connection, head)),
+            match connection.exchange(&head, body, &method).await {
+                Ok(answer) => return Ok(self.answer(connection, answer)),
                 // The backend had closed the idle connection as the request
                 // went out: send it again on a new connection.
                 Err(error) if error.is_stale_connection() => {}
@@ -91,21 +86,10 @@ impl UpstreamClient {
             .await
             .map_err(|error| SendError::Connect(error_text(&error)))?;
         let mut connection = Connection::new(stream);
-        match self.exchange(&mut connection, &head, request).await {
-            Ok(head) => Ok(self.answer(connection, head)),
+        match connection.exchange(&head, body, &method).await {
+            Ok(answer) => Ok(self.answer(connection, answer)),
             Err(error) => Err(SendError::Request(error_text(&error))),
         }
-    }
-
-    async fn exchange(
-        &self,
-        connection: &mut Connection,
-        head: &[u8],
-        request: &Request<Bytes>,
-    ) -> Result<codec::ResponseHead, ExchangeError> {
-        connection
-            .exchange(head, request.body(), request.method())
-            .await
     }
 
     fn answer(&self, connection: Connection, head: codec::ResponseHead) -> Response<RelayBody> {

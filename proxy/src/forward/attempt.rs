@@ -5,20 +5,21 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::Response;
+use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Request, Response, header};
 
 use super::context::Forwarding;
 use super::error::ForwardError;
 use super::first_event::{FirstEvent, first_event};
-use super::headers;
+use super::headers::{self, HeaderSink};
 use super::peer::Peer;
 use super::read_ahead::{self, ReadAhead};
 use crate::accounts::{Account, now_ms};
 use crate::selection::{
     HeadVerdict, Outcome, classify_error, classify_head, classify_stream_error,
 };
-use crate::upstream::{RelayBody, SendError};
+use crate::upstream::{RelayBody, RequestHead, SendError};
 
 /// An account's answer, judged, with what was read ahead of its body.
 pub struct Answer {
@@ -40,9 +41,9 @@ pub async fn attempt(
     account: &Account,
     peer: Option<&Peer>,
 ) -> Result<Answer, ForwardError> {
-    let request = upstream_request(ctx, parts, body, account, peer)?;
+    let head = upstream_request(ctx, parts, account, peer)?;
     let sent = Instant::now();
-    let response = send(ctx, &request).await?;
+    let response = send(ctx, head, body).await?;
     ctx.metrics
         .upstream_latency
         .observe(sent.elapsed().as_secs_f64());
@@ -55,13 +56,14 @@ pub async fn attempt(
     })
 }
 
+/// The backend's request head: the mapped path, the target's `Host`, and
+/// the client's headers rewritten for the account.
 fn upstream_request(
     ctx: &Forwarding<'_>,
     parts: &Parts,
-    body: &Bytes,
     account: &Account,
     peer: Option<&Peer>,
-) -> Result<Request<Bytes>, ForwardError> {
+) -> Result<RequestHead, ForwardError> {
     let uri = ctx
         .target
         .uri_for(&parts.uri)
@@ -69,22 +71,27 @@ fn upstream_request(
     let account_key = account.key_header().ok_or(ForwardError::Unforwardable(
         "the account id is not a valid header",
     ))?;
-    let mut headers = headers::upstream_headers(&parts.headers, account_key.clone(), peer);
-    headers.insert(header::HOST, ctx.target.host_header().clone());
-    let mut request = Request::new(body.clone());
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
-    Ok(request)
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut head = RequestHead::new(&parts.method, path);
+    head.header(&header::HOST, ctx.target.host_header());
+    headers::upstream_headers(&parts.headers, account_key, peer, &mut head);
+    Ok(head)
+}
+
+impl HeaderSink for RequestHead {
+    fn header(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.raw_header(name.as_str(), value.as_bytes());
+    }
 }
 
 /// The response head, within PROXY_TIMEOUT.
 async fn send(
     ctx: &Forwarding<'_>,
-    request: &Request<Bytes>,
+    head: RequestHead,
+    body: &Bytes,
 ) -> Result<Response<RelayBody>, ForwardError> {
     let timeout = ctx.settings.proxy_timeout;
-    match tokio::time::timeout(timeout, ctx.client.send(request)).await {
+    match tokio::time::timeout(timeout, ctx.client.send(head, body)).await {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(SendError::Connect(error))) => Err(ForwardError::Connect(error)),
         Ok(Err(SendError::Request(error))) => Err(ForwardError::Request(error)),

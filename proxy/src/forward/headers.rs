@@ -71,31 +71,6 @@ fn request_header(name: &HeaderName) -> RequestHeader {
     }
 }
 
-/// A static copy of a name that Anthropic's SDKs and Claude Code send on
-/// every request and that `http` has no constant for. Cloning the name hyper
-/// parsed would allocate (its bytes are shared on first clone); a static
-/// name is the same name without that. `None` for any other name.
-fn known_name(name: &HeaderName) -> Option<HeaderName> {
-    let known = match name.as_str() {
-        "anthropic-version" => "anthropic-version",
-        "anthropic-beta" => "anthropic-beta",
-        "anthropic-dangerous-direct-browser-access" => "anthropic-dangerous-direct-browser-access",
-        "x-app" => "x-app",
-        "x-claude-code-session-id" => "x-claude-code-session-id",
-        "x-stainless-arch" => "x-stainless-arch",
-        "x-stainless-lang" => "x-stainless-lang",
-        "x-stainless-os" => "x-stainless-os",
-        "x-stainless-package-version" => "x-stainless-package-version",
-        "x-stainless-retry-count" => "x-stainless-retry-count",
-        "x-stainless-runtime" => "x-stainless-runtime",
-        "x-stainless-runtime-version" => "x-stainless-runtime-version",
-        "x-stainless-timeout" => "x-stainless-timeout",
-        "x-stainless-helper-method" => "x-stainless-helper-method",
-        _ => return None,
-    };
-    Some(HeaderName::from_static(known))
-}
-
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -124,63 +99,75 @@ fn carries_anthropic_secret(value: &HeaderValue) -> bool {
     token.starts_with(b"sk-ant-") && value.to_str().is_ok()
 }
 
+/// Where the backend's request headers go: the request head being written
+/// (straight to bytes), or a `HeaderMap`.
+pub trait HeaderSink {
+    fn header(&mut self, name: &HeaderName, value: &HeaderValue);
+}
+
+impl HeaderSink for HeaderMap {
+    fn header(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.append(name.clone(), value.clone());
+    }
+}
+
 /// The backend's request headers, made from the client's in one pass:
 /// - hop-by-hop (also those `Connection` names), `Host` and `Content-Length`
 ///   left out (the client sets the target's authority and the body's length),
 /// - the client's key left out and `x-api-key` set to the account id,
-/// - any other header carrying an `sk-ant-…` secret replaced by the account id
-///   (as the Go middleware did, so no client secret reaches the relay),
+/// - a header with a value carrying an `sk-ant-…` secret sent once, as the
+///   account id (as the Go middleware did, so no client secret reaches the
+///   relay),
 /// - `X-Forwarded-For` extended with the peer, `X-Forwarded-Proto` set if absent.
 pub fn upstream_headers(
     client: &HeaderMap,
-    account_key: HeaderValue,
+    account_key: &HeaderValue,
     peer: Option<&Peer>,
-) -> HeaderMap {
+    sink: &mut impl HeaderSink,
+) {
     let connection = client.get_all(header::CONNECTION);
     let has_connection = connection.iter().next().is_some();
-    let mut headers = HeaderMap::with_capacity(client.len() + 3);
     let (mut has_forwarded_for, mut has_forwarded_proto) = (false, false);
-    // The name whose values were replaced by the account id: its other
-    // values go too (one header, one account id).
-    let mut secret: Option<&HeaderName> = None;
-    for (name, value) in client {
+    // A map yields all the values of a name together: each name is judged
+    // with all its values.
+    let mut entries = client.iter().peekable();
+    let mut more: Vec<&HeaderValue> = Vec::new();
+    while let Some((name, first)) = entries.next() {
+        more.clear();
+        while let Some((_, value)) = entries.next_if(|(next, _)| std::ptr::eq(*next, name)) {
+            more.push(value);
+        }
         let kind = request_header(name);
-        if kind == RequestHeader::Dropped
-            || secret == Some(name)
-            || (has_connection && named_by(&connection, name))
-        {
+        if kind == RequestHeader::Dropped || (has_connection && named_by(&connection, name)) {
             continue;
         }
-        has_forwarded_for |= kind == RequestHeader::ForwardedFor;
-        has_forwarded_proto |= kind == RequestHeader::ForwardedProto;
-        let name_copy = known_name(name).unwrap_or_else(|| name.clone());
-        if carries_anthropic_secret(value) {
-            headers.insert(name_copy, account_key.clone());
-            secret = Some(name);
+        let values = || std::iter::once(first).chain(more.iter().copied());
+        match kind {
+            RequestHeader::ForwardedFor => {
+                has_forwarded_for = true;
+                if let Some(extended) = peer.and_then(|peer| extended_forwarded_for(first, peer)) {
+                    // The first value extended; the others go.
+                    sink.header(name, &extended);
+                    continue;
+                }
+            }
+            RequestHeader::ForwardedProto => has_forwarded_proto = true,
+            _ => {}
+        }
+        if values().any(carries_anthropic_secret) {
+            // One header, one account id.
+            sink.header(name, account_key);
         } else {
-            headers.append(name_copy, value.clone());
+            values().for_each(|value| sink.header(name, value));
         }
     }
-    headers.append(X_API_KEY.clone(), account_key);
-
-    if let Some(peer) = peer {
-        let existing = if has_forwarded_for {
-            headers.get(&X_FORWARDED_FOR)
-        } else {
-            None
-        };
-        let forwarded = match existing {
-            Some(existing) => extended_forwarded_for(existing, peer),
-            None => peer.forwarded_for().cloned(),
-        };
-        if let Some(value) = forwarded {
-            headers.insert(X_FORWARDED_FOR.clone(), value);
-        }
+    sink.header(&X_API_KEY, account_key);
+    if !has_forwarded_for && let Some(value) = peer.and_then(Peer::forwarded_for) {
+        sink.header(&X_FORWARDED_FOR, value);
     }
     if !has_forwarded_proto {
-        headers.append(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        sink.header(&X_FORWARDED_PROTO, &HeaderValue::from_static("http"));
     }
-    headers
 }
 
 /// `existing, peer`; a value that is not text is replaced by the peer alone.
@@ -243,11 +230,13 @@ mod tests {
     }
 
     fn rewrite(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        upstream_headers(
-            &map(pairs),
-            HeaderValue::from_static("acct-1234"),
-            Some(&peer()),
-        )
+        rewritten(&map(pairs), "acct-1234", Some(&peer()))
+    }
+
+    fn rewritten(client: &HeaderMap, key: &'static str, peer: Option<&Peer>) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        upstream_headers(client, &HeaderValue::from_static(key), peer, &mut out);
+        out
     }
 
     #[test]
@@ -258,27 +247,6 @@ mod tests {
         assert_eq!(HOP_BY_HOP[CONNECTION_AT], header::CONNECTION);
         assert_eq!(HOP_BY_HOP[TRANSFER_ENCODING_AT], header::TRANSFER_ENCODING);
         assert_eq!(hop_by_hop_index(&header::CONTENT_TYPE), None);
-    }
-
-    #[test]
-    fn known_names_are_the_same_names() {
-        for name in [
-            "anthropic-version",
-            "anthropic-beta",
-            "x-stainless-os",
-            "x-claude-code-session-id",
-        ] {
-            let parsed = HeaderName::from_bytes(name.to_uppercase().as_bytes()).unwrap();
-            assert_eq!(known_name(&parsed), Some(parsed.clone()));
-        }
-        assert_eq!(known_name(&HeaderName::from_static("x-other")), None);
-        assert_eq!(known_name(&header::CONTENT_TYPE), None);
-        let h = rewrite(&[
-            ("anthropic-version", "2023-06-01"),
-            ("x-stainless-os", "Linux"),
-        ]);
-        assert_eq!(h["anthropic-version"], "2023-06-01");
-        assert_eq!(h["x-stainless-os"], "Linux");
     }
 
     #[test]
@@ -400,11 +368,11 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_bytes(b"1.1.1.1\xff").unwrap(),
         );
-        let h = upstream_headers(&client, HeaderValue::from_static("a"), Some(&peer()));
+        let h = rewritten(&client, "a", Some(&peer()));
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         // No peer: left as sent.
         let client = map(&[("x-forwarded-for", "1.1.1.1")]);
-        let h = upstream_headers(&client, HeaderValue::from_static("a"), None);
+        let h = rewritten(&client, "a", None);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1");
     }
 
@@ -413,7 +381,7 @@ mod tests {
         // As before the single pass: only text values are judged.
         let mut client = HeaderMap::new();
         client.insert("x-other", HeaderValue::from_bytes(b"sk-ant-x\xff").unwrap());
-        let h = upstream_headers(&client, HeaderValue::from_static("a"), Some(&peer()));
+        let h = rewritten(&client, "a", Some(&peer()));
         assert_eq!(h["x-other"].as_bytes(), b"sk-ant-x\xff");
     }
 
@@ -578,7 +546,8 @@ mod tests {
             let client = map(&chosen);
             let mut expected = client.clone();
             before::request(&mut expected, &key, peer.ip());
-            let got = upstream_headers(&client, key.clone(), Some(&peer));
+            let mut got = HeaderMap::new();
+            upstream_headers(&client, &key, Some(&peer), &mut got);
             assert_eq!(
                 normalised(&got),
                 normalised(&expected),

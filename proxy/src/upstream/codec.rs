@@ -36,35 +36,50 @@ pub enum CodecError {
     Truncated,
 }
 
-/// Writes the request head, with the body's length, into `out`. `headers`
-/// hold no framing headers of their own ([`crate::forward::headers`] leaves
-/// them out).
-pub fn encode_request_head(
-    method: &Method,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body_len: usize,
-    out: &mut Vec<u8>,
-) {
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(path_and_query.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+/// A request head being written: the request line, then each header as the
+/// caller gives it, then the body's length ([`RequestHead::finish`]). The
+/// headers are written straight to bytes, not gathered in a map first.
+pub struct RequestHead {
+    method: Method,
+    bytes: Vec<u8>,
+}
+
+/// Room for a usual request head; the buffer grows if a head is larger.
+const REQUEST_HEAD_BYTES: usize = 1024;
+
+impl RequestHead {
+    pub fn new(method: &Method, path_and_query: &str) -> Self {
+        let mut bytes = Vec::with_capacity(REQUEST_HEAD_BYTES);
+        bytes.extend_from_slice(method.as_str().as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(path_and_query.as_bytes());
+        bytes.extend_from_slice(b" HTTP/1.1\r\n");
+        Self {
+            method: method.clone(),
+            bytes,
+        }
     }
-    // As hyper did: no length for an empty body of a method that has none.
-    let bodiless = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if body_len > 0 || !bodiless {
-        out.extend_from_slice(b"content-length: ");
-        let mut digits = [0; 20];
-        out.extend_from_slice(format_usize(body_len, &mut digits));
-        out.extend_from_slice(b"\r\n");
+
+    /// One header line. The caller gives no framing headers of its own
+    /// ([`crate::forward::headers`] leaves them out).
+    pub fn raw_header(&mut self, name: &str, value: &[u8]) {
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.extend_from_slice(b": ");
+        self.bytes.extend_from_slice(value);
+        self.bytes.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"\r\n");
+
+    /// The head, ended with the body's length.
+    pub fn finish(mut self, body_len: usize) -> (Method, Vec<u8>) {
+        // As hyper did: no length for an empty body of a method that has none.
+        let bodiless = matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if body_len > 0 || !bodiless {
+            let mut digits = [0; 20];
+            self.raw_header("content-length", format_usize(body_len, &mut digits));
+        }
+        self.bytes.extend_from_slice(b"\r\n");
+        (self.method, self.bytes)
+    }
 }
 
 /// `n` in decimal, written at the end of `buffer`.
@@ -438,18 +453,12 @@ mod tests {
 
     #[test]
     fn the_request_head_carries_the_body_length_and_every_header_value() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("relay:3000"));
-        headers.append("x-multi", HeaderValue::from_static("a"));
-        headers.append("x-multi", HeaderValue::from_static("b"));
-        let mut out = Vec::new();
-        encode_request_head(
-            &Method::POST,
-            "/api/v1/messages?beta=true",
-            &headers,
-            1234,
-            &mut out,
-        );
+        let mut head = RequestHead::new(&Method::POST, "/api/v1/messages?beta=true");
+        head.raw_header("host", b"relay:3000");
+        head.raw_header("x-multi", b"a");
+        head.raw_header("x-multi", b"b");
+        let (method, out) = head.finish(1234);
+        assert_eq!(method, Method::POST);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /api/v1/messages?beta=true HTTP/1.1\r\nhost: relay:3000\r\nx-multi: a\r\nx-multi: b\r\ncontent-length: 1234\r\n\r\n"
@@ -458,11 +467,9 @@ mod tests {
 
     #[test]
     fn an_empty_body_has_a_length_unless_the_method_has_no_body() {
-        let mut out = Vec::new();
-        encode_request_head(&Method::GET, "/v1/models", &HeaderMap::new(), 0, &mut out);
+        let (_, out) = RequestHead::new(&Method::GET, "/v1/models").finish(0);
         assert_eq!(out, b"GET /v1/models HTTP/1.1\r\n\r\n");
-        out.clear();
-        encode_request_head(&Method::POST, "/", &HeaderMap::new(), 0, &mut out);
+        let (_, out) = RequestHead::new(&Method::POST, "/").finish(0);
         assert_eq!(out, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
         let mut digits = [0; 20];
         assert_eq!(
