@@ -6,11 +6,15 @@
 //! pipelining, no request trailers. Whatever is malformed or unbounded is an
 //! error, and the connection it came on is never reused.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
+use smallvec::SmallVec;
 
 /// An answer head larger than this is refused (hyper's client default too).
+/// Offsets in a head fit in 16 bits ([`Place`]).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Header lines in one answer head, at most.
 const MAX_HEADERS: usize = 100;
@@ -129,48 +133,59 @@ pub enum Parsed {
 /// Parses one answer head at the front of `buffer` and consumes it; header
 /// values share the buffer's memory rather than being copied.
 pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Parsed, CodecError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let head_len = match response.parse(buffer) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD_BYTES => {
-            return Err(CodecError::HeadTooLarge);
+    // Uninitialised: httparse fills what it uses, and zeroing 100 slots
+    // cost more than parsing a usual head.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buffer,
+        &mut slots,
+    );
+    let head_len = match parsed {
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
+        Ok(httparse::Status::Partial) if buffer.len() <= MAX_HEAD_BYTES => {
+            return Ok(Parsed::Partial);
         }
-        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
-        Err(httparse::Error::TooManyHeaders) => return Err(CodecError::HeadTooLarge),
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(CodecError::HeadTooLarge),
         Err(_) => return Err(CodecError::MalformedHead),
     };
-    if head_len > MAX_HEAD_BYTES {
-        return Err(CodecError::HeadTooLarge);
-    }
     let code = response.code.ok_or(CodecError::MalformedHead)?;
     let status = StatusCode::from_u16(code).map_err(|_| CodecError::MalformedHead)?;
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Err(CodecError::Upgrade);
     }
     let http11 = response.version == Some(1);
+    // Where each name and value sits in the buffer, so that the head can be
+    // split off and shared before the values are made from it.
     let base = buffer.as_ptr() as usize;
-    // Where each name and value sits in the buffer, so the head can be split
-    // off and shared before the values are made.
-    let mut places = Vec::with_capacity(response.headers.len());
+    let mut places: SmallVec<[Place; 16]> = SmallVec::new();
     for h in response.headers.iter() {
-        let name =
-            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| CodecError::MalformedHead)?;
-        let start = h.value.as_ptr() as usize - base;
-        places.push((name, start, start + h.value.len()));
+        // Within a head of at most 64 KiB: offsets fit in 16 bits.
+        let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u16;
+        places.push(Place {
+            name: offset(h.name.as_bytes()),
+            name_len: h.name.len() as u16,
+            value: offset(h.value),
+            value_len: h.value.len() as u16,
+        });
     }
     let head = buffer.split_to(head_len).freeze();
     if status.is_informational() {
         return Ok(Parsed::Interim);
     }
     let mut headers = HeaderMap::with_capacity(places.len());
-    for (name, start, end) in places {
-        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+    let mut framing = FramingHeaders::default();
+    for place in &places {
+        let (name, value) = place.ranges();
+        let name = HeaderName::from_bytes(&head[name]).map_err(|_| CodecError::MalformedHead)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| CodecError::MalformedHead)?;
+        framing.note(&name, &value)?;
         headers.append(name, value);
     }
-    let (framing, mut reusable) = framing(&headers, status, method)?;
-    reusable &= http11 && !asks_to_close(&headers);
+    let (framing, mut reusable) = framing.framing(status, method);
+    reusable &= http11;
     Ok(Parsed::Final(ResponseHead {
         status,
         headers,
@@ -179,63 +194,89 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     }))
 }
 
-/// The body's framing, and whether the connection stays usable after it.
-fn framing(
-    headers: &HeaderMap,
-    status: StatusCode,
-    method: &Method,
-) -> Result<(Framing, bool), CodecError> {
-    if *method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Framing::Empty, true));
-    }
-    let mut encodings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
-    if encodings.peek().is_some() {
-        let chunked_last = encodings
-            .last()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        // A length beside a transfer coding is ignored, and the connection
-        // not trusted again (RFC 9112 §6.3, point 3).
-        let clean = !headers.contains_key(header::CONTENT_LENGTH);
-        return Ok(if chunked_last {
-            (Framing::Chunked, clean)
-        } else {
-            (Framing::UntilClose, false)
-        });
-    }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| CodecError::InvalidLength)?;
-        for part in text.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(CodecError::InvalidLength);
-            }
-            let n: u64 = part.parse().map_err(|_| CodecError::InvalidLength)?;
-            if length.is_some_and(|seen| seen != n) {
-                return Err(CodecError::InvalidLength);
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(0) => (Framing::Empty, true),
-        Some(n) => (Framing::Length(n), true),
-        None => (Framing::UntilClose, false),
-    })
+/// Where a header line's name and value are in the head.
+struct Place {
+    name: u16,
+    name_len: u16,
+    value: u16,
+    value_len: u16,
 }
 
-fn asks_to_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("close"))
+impl Place {
+    fn ranges(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (name, value) = (usize::from(self.name), usize::from(self.value));
+        (
+            name..name + usize::from(self.name_len),
+            value..value + usize::from(self.value_len),
+        )
+    }
+}
+
+/// What the headers say of the body's framing and of the connection, noted
+/// as they are read.
+#[derive(Default)]
+struct FramingHeaders {
+    /// Whether `Transfer-Encoding` is there, and whether its last coding
+    /// (so far) is chunked.
+    transfer_encoding: Option<bool>,
+    length: Option<u64>,
+    close: bool,
+}
+
+impl FramingHeaders {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), CodecError> {
+        if *name == header::CONTENT_LENGTH {
+            for part in value.as_bytes().split(|b| *b == b',') {
+                let n = content_length(part.trim_ascii())?;
+                if self.length.is_some_and(|seen| seen != n) {
+                    return Err(CodecError::InvalidLength);
+                }
+                self.length = Some(n);
+            }
+        } else if *name == header::TRANSFER_ENCODING {
+            let last = value
+                .as_bytes()
+                .rsplit(|b| *b == b',')
+                .next()
+                .unwrap_or_default();
+            self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if *name == header::CONNECTION {
+            self.close |= value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+        Ok(())
+    }
+
+    /// The body's framing (RFC 9112 §6.3), and whether the connection stays
+    /// usable after it.
+    fn framing(&self, status: StatusCode, method: &Method) -> (Framing, bool) {
+        let keep = !self.close;
+        if *method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return (Framing::Empty, keep);
+        }
+        match (self.transfer_encoding, self.length) {
+            // A length beside a transfer coding is ignored, and the
+            // connection not trusted again (point 3).
+            (Some(true), length) => (Framing::Chunked, keep && length.is_none()),
+            (Some(false), _) => (Framing::UntilClose, false),
+            (None, Some(0)) => (Framing::Empty, keep),
+            (None, Some(n)) => (Framing::Length(n), keep),
+            (None, None) => (Framing::UntilClose, false),
+        }
+    }
+}
+
+/// One Content-Length value: digits only.
+fn content_length(digits: &[u8]) -> Result<u64, CodecError> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(CodecError::InvalidLength);
+    }
+    Ok(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// What the body decoder made of the buffered bytes.
