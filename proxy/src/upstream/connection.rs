@@ -4,13 +4,13 @@
 //! read from the relay before the client has taken the last one.
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
-use tokio::io::AsyncWriteExt;
-use tokio_util::io::poll_read_buf;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 use super::codec::{self, CodecError, Parsed, ResponseHead};
 use super::stream::RelayStream;
@@ -18,8 +18,6 @@ use super::stream::RelayStream;
 /// Reads of at most 8 KiB, as nginx's proxy_buffer_size: SSE events are
 /// small, and a larger buffer would stay with every open stream.
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
-/// Below this much free room, the buffer is renewed before a read.
-const MIN_READ_ROOM: usize = 1024;
 
 /// Why an exchange got no answer head.
 #[derive(Debug, thiserror::Error)]
@@ -108,13 +106,18 @@ impl Connection {
     }
 
     /// Reads what the relay sent next into the buffer; `Ok(0)` at its end.
+    ///
+    /// The read goes to a scratch buffer on the stack and what came is
+    /// copied out: a connection holds only the bytes not yet consumed, and
+    /// none while it waits. An open stream spends nearly all its time between
+    /// two events, and a read buffer held through each wait was a third of
+    /// its memory.
     pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buffer.capacity() - self.buffer.len() < MIN_READ_ROOM {
-            // Takes the old allocation back when the frames cut from it are
-            // gone, as they usually are by the next read.
-            self.buffer.reserve(READ_BUFFER_BYTES);
-        }
-        poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buffer)
+        let mut scratch = [MaybeUninit::<u8>::uninit(); READ_BUFFER_BYTES];
+        let mut read = ReadBuf::uninit(&mut scratch);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        self.buffer.extend_from_slice(read.filled());
+        Poll::Ready(Ok(read.filled().len()))
     }
 
     /// Whether an idle connection can take a request: the relay has neither
