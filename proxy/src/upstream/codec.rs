@@ -28,7 +28,7 @@ const MAX_TRAILER_BYTES: usize = 16 * 1024;
 pub enum CodecError {
     #[error("malformed answer head from the backend")]
     MalformedHead,
-    #[error("answer head from the backend is larger than 64 KiB")]
+    #[error("answer head from the backend is too large (over 64 KiB or 100 header lines)")]
     HeadTooLarge,
     #[error("conflicting or invalid Content-Length from the backend")]
     InvalidLength,
