@@ -88,6 +88,7 @@ settings! {
     SHARED_HEALTH: bool = true;
     HEALTH_KEY_PREFIX: &str = "claude-middleware:";
     TARGET_V1_PATH: &str = "/api/v1";
+    TARGET_CA_FILE: () = ();
     SHUTDOWN_DELAY: SettingDuration = SettingDuration::from_secs(5);
     DRAIN_TIMEOUT: SettingDuration = SettingDuration::from_secs(30);
 }

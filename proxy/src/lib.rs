@@ -25,5 +25,6 @@ pub mod server;
 pub mod sessions;
 pub mod shared_health;
 pub mod state;
+pub mod target_ca;
 pub mod upstream;
 pub mod usage;

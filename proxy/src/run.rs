@@ -13,6 +13,7 @@ use crate::refresh::Refresher;
 use crate::server::{Stop, serve};
 use crate::shared_health::run_subscriber;
 use crate::state::App;
+use crate::target_ca;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -36,6 +37,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         .into());
     }
 
+    // Before listening, like the keys file: an unusable CA file stops start-up.
+    let target_roots = target_ca::read_at_start(&config)?;
+
     let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
     let listener = TcpListener::bind(address)
         .await
@@ -43,7 +47,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             port: config.port,
             source,
         })?;
-    let app = Arc::new(App::new(config, keys).map_err(StartError::Setup)?);
+    let app = Arc::new(App::new(config, keys, target_roots).map_err(StartError::Setup)?);
     tracing::info!(
         port = app.config.port,
         target = %app.config.target,

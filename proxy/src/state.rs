@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rustls::RootCertStore;
+
 use crate::accounts::Pool;
 use crate::auth::{Authenticator, KeySet};
 use crate::config::Config;
@@ -29,10 +31,12 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, keys: KeySet) -> Result<Self, String> {
+    /// `target_roots`: CA certificates trusted for an https target besides
+    /// the Web PKI roots (`TARGET_CA_FILE`).
+    pub fn new(config: Config, keys: KeySet, target_roots: RootCertStore) -> Result<Self, String> {
         let target = Target::new(&config.target, &config.target_v1_path)?;
-        let client =
-            UpstreamClient::new(&target.origin()).map_err(|e| format!("backend client: {e}"))?;
+        let client = UpstreamClient::new(&target.origin(), target_roots)
+            .map_err(|e| format!("backend client: {e}"))?;
         Ok(Self {
             auth: Arc::new(Authenticator::new(
                 config.auth.enabled,

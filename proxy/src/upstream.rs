@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Response, Uri};
+use rustls::RootCertStore;
 
 mod body;
 mod codec;
@@ -54,10 +55,11 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// `origin`: the backend's scheme and authority ([`crate::forward::Target::origin`]).
-    pub fn new(origin: &Uri) -> Result<Self, DialerError> {
+    /// `origin`: the backend's scheme and authority ([`crate::forward::Target::origin`]);
+    /// `extra_roots`: CAs trusted for an https backend besides the Web PKI roots.
+    pub fn new(origin: &Uri, extra_roots: RootCertStore) -> Result<Self, DialerError> {
         Ok(Self {
-            dialer: Dialer::new(origin)?,
+            dialer: Dialer::new(origin, extra_roots)?,
             idle: Arc::new(Mutex::new(idle::IdleStack::new(MAX_IDLE, IDLE_TIMEOUT))),
         })
     }

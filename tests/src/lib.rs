@@ -3,7 +3,7 @@
 //! - [`redis`]: a private `redis-server` on a free port, loaded with the relay fixtures.
 //! - [`backend`]: the stand-in claude-relay-service backend, scriptable per account.
 //! - [`proxy`]: the real `claude-middleware` binary as a child process.
-//! - [`raw_relay`]: a relay writing hand-made HTTP/1.1 bytes, recording each request's connection.
+//! - [`raw_relay`]: a relay writing hand-made HTTP/1.1 bytes (plain or over TLS), recording each request's connection.
 //! - [`prometheus`]: a private `prometheus` scraping them, for the alerts and the dashboard.
 //! - [`poll`]: waiting for a condition instead of sleeping.
 //! - [`controlplane`]: the local kube-apiserver/etcd/controller-manager, one per test run.

@@ -7,16 +7,21 @@
 //! Each request takes the next queued [`Reply`] (or
 //! [`RawRelay::default_reply`] once none is left), and is recorded with the number of the connection it
 //! came on: a test tells a reused connection from a new one by that number.
+//!
+//! [`RawRelay::start_tls`] serves the same over TLS, with the certificate a
+//! test made, for the proxy's client to an https relay.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 /// What the relay writes for one request, and what it does after.
 #[derive(Debug, Clone)]
@@ -97,6 +102,7 @@ pub struct SeenRequest {
 /// A running hand-written relay; stops, with every connection it holds, on drop.
 pub struct RawRelay {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
 }
@@ -105,6 +111,7 @@ pub struct RawRelay {
 struct Shared {
     replies: Mutex<VecDeque<Reply>>,
     seen: Mutex<Vec<SeenRequest>>,
+    handshake_errors: Mutex<Vec<String>>,
 }
 
 impl RawRelay {
@@ -112,8 +119,18 @@ impl RawRelay {
     pub const DEFAULT_BODY: &str = r#"{"id":"msg_raw_default","type":"message","role":"assistant","model":"claude-raw","content":[{"type":"text","text":"default answer"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":2}}"#;
 
     pub async fn start() -> std::io::Result<RawRelay> {
+        RawRelay::listen(None).await
+    }
+
+    /// The same relay behind TLS with this configuration (its certificate).
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> std::io::Result<RawRelay> {
+        RawRelay::listen(Some(TlsAcceptor::from(config))).await
+    }
+
+    async fn listen(tls: Option<TlsAcceptor>) -> std::io::Result<RawRelay> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        let is_tls = tls.is_some();
         let shared = Arc::new(Shared::default());
         let serving = shared.clone();
         let accept = tokio::spawn(async move {
@@ -123,19 +140,26 @@ impl RawRelay {
             let mut number = 0;
             while let Ok((stream, _)) = listener.accept().await {
                 while connections.try_join_next().is_some() {}
-                connections.spawn(serve(stream, number, serving.clone()));
+                connections.spawn(open(stream, tls.clone(), number, serving.clone()));
                 number += 1;
             }
         });
         Ok(RawRelay {
             addr,
+            tls: is_tls,
             shared,
             accept,
         })
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://…` for a TLS relay.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// Queues the reply to the next request that has none yet.
@@ -146,6 +170,11 @@ impl RawRelay {
     /// Every request read so far, in order.
     pub fn requests(&self) -> Vec<SeenRequest> {
         lock(&self.shared.seen).clone()
+    }
+
+    /// Why each TLS handshake that failed did, in order.
+    pub fn handshake_errors(&self) -> Vec<String> {
+        lock(&self.shared.handshake_errors).clone()
     }
 
     /// The connection each request came on, in the order they came.
@@ -175,11 +204,32 @@ pub fn json_answer(extra: &str, body: &str) -> String {
     )
 }
 
+/// Serves one accepted connection, after the TLS handshake if any.
+async fn open(stream: TcpStream, tls: Option<TlsAcceptor>, connection: usize, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => {
+            let (read, write) = stream.into_split();
+            serve(read, write, connection, shared).await;
+        }
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => {
+                let (read, write) = tokio::io::split(stream);
+                serve(read, write, connection, shared).await;
+            }
+            Err(error) => lock(&shared.handshake_errors).push(error.to_string()),
+        },
+    }
+}
+
 /// Reads requests on one connection and writes each its reply, until the
 /// reply or the peer ends the connection.
-async fn serve(stream: TcpStream, connection: usize, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
+async fn serve(
+    read: impl AsyncRead + Unpin,
+    mut write: impl AsyncWrite + Unpin,
+    connection: usize,
+    shared: Arc<Shared>,
+) {
     let mut read = BufReader::new(read);
     let mut idle_limit = None;
     loop {
@@ -205,34 +255,42 @@ async fn serve(stream: TcpStream, connection: usize, shared: Arc<Shared>) {
         }
         idle_limit = match reply.after {
             After::KeepOpen => None,
-            After::Close => return,
+            After::Close => {
+                // Over TLS, a close_notify first: without it the end reads
+                // as a cut, not as the end of the body.
+                let _ = write.shutdown().await;
+                return;
+            }
             After::CloseWhenIdleFor(idle) => Some(idle),
         };
     }
 }
 
-async fn write_reply(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
-    steps: &[Step],
-) -> std::io::Result<()> {
+/// Each write is flushed before the next step: over TLS, a pause must not
+/// hold back bytes written before it.
+async fn write_reply(write: &mut (impl AsyncWrite + Unpin), steps: &[Step]) -> std::io::Result<()> {
     for step in steps {
         match step {
-            Step::Write(bytes) => write.write_all(bytes).await?,
+            Step::Write(bytes) => {
+                write.write_all(bytes).await?;
+                write.flush().await?;
+            }
             Step::ByteByByte(bytes, gap) => {
                 for byte in bytes {
                     write.write_all(std::slice::from_ref(byte)).await?;
+                    write.flush().await?;
                     tokio::time::sleep(*gap).await;
                 }
             }
             Step::Pause(pause) => tokio::time::sleep(*pause).await,
         }
     }
-    write.flush().await
+    Ok(())
 }
 
 /// Reads one request (its head, then a `content-length` body) and returns
 /// its request line; `None` at the end of the connection or on garbage.
-async fn read_request(read: &mut BufReader<OwnedReadHalf>) -> Option<String> {
+async fn read_request(read: &mut (impl AsyncBufRead + Unpin)) -> Option<String> {
     let mut request_line = String::new();
     if read.read_line(&mut request_line).await.ok()? == 0 {
         return None;

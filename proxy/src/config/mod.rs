@@ -85,6 +85,9 @@ pub struct Config {
     /// Where `/v1/…` goes on the relay: claude-relay-service serves the
     /// Messages API under `/api/v1/` and has no `/v1/` route.
     pub target_v1_path: String,
+    /// `TARGET_CA_FILE`: CA certificates trusted for the https target
+    /// besides the Web PKI roots; read at start-up ([`crate::target_ca`]).
+    pub target_ca_file: Option<PathBuf>,
     pub proxy_timeout: Duration,
     pub auth: AuthConfig,
     pub account_refresh_interval: Duration,
@@ -119,13 +122,15 @@ impl Config {
                 "must be at least 100ms",
             ));
         }
+        let target = parse_target(value(&raw.target_url).unwrap_or(TARGET_URL.default))?;
         Ok(Self {
             port: number(&raw.port, PORT, |p| *p > 0, "a port number (1-65535)")?,
             debug_logs: debug_logs(raw)?,
             log_format: log_format(raw)?,
             redis: redis_url::redis_target(raw)?,
-            target: parse_target(value(&raw.target_url).unwrap_or(TARGET_URL.default))?,
             target_v1_path: v1_path(value(&raw.target_v1_path).unwrap_or(TARGET_V1_PATH.default))?,
+            target_ca_file: target_ca_file(raw, &target)?,
+            target,
             proxy_timeout,
             auth: auth_config(raw)?,
             account_refresh_interval,
@@ -254,6 +259,23 @@ fn parse_target(text: &str) -> Result<Uri, ConfigError> {
         return Err(invalid("must not have a query"));
     }
     Ok(uri)
+}
+
+/// Refused with an http target rather than ignored: the certificates would
+/// never be checked, and a mistyped scheme would go unnoticed.
+fn target_ca_file(raw: &RawSettings, target: &Uri) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(path) = value(&raw.target_ca_file) else {
+        return Ok(None);
+    };
+    if target.scheme() != Some(&http::uri::Scheme::HTTPS) {
+        return Err(ConfigError::new(
+            TARGET_CA_FILE.env,
+            format!(
+                "{path:?} is set but TARGET_URL is not https:// (a CA file applies only to an https relay)"
+            ),
+        ));
+    }
+    Ok(Some(PathBuf::from(path)))
 }
 
 /// An absolute path of plain segments, without a trailing slash: it replaces

@@ -64,6 +64,9 @@ pub struct RawSettings {
     pub health_key_prefix: Option<String>,
     #[arg(long, env = TARGET_V1_PATH.env, help = TARGET_V1_PATH.help("Relay path that the proxy's `/v1/` prefix is forwarded to; `/v1` keeps it"))]
     pub target_v1_path: Option<String>,
+    /// PEM file of CA certificates trusted for an https TARGET_URL, besides the Web PKI roots
+    #[arg(long, env = TARGET_CA_FILE.env)]
+    pub target_ca_file: Option<String>,
     #[arg(long, env = SHUTDOWN_DELAY.env, help = SHUTDOWN_DELAY.help("After SIGTERM: how long /ready answers 503 while new connections are still served, before the listener closes"))]
     pub shutdown_delay: Option<String>,
     #[arg(long, env = DRAIN_TIMEOUT.env, help = DRAIN_TIMEOUT.help("How long in-flight requests may finish once the listener closes"))]

@@ -22,6 +22,7 @@ fn defaults_match_the_go_middleware() {
     assert_eq!(config.cooldowns.server_error, Duration::from_secs(600));
     assert_eq!(config.cooldowns.overloaded, Duration::from_secs(15));
     assert_eq!(config.target_v1_path, "/api/v1");
+    assert_eq!(config.target_ca_file, None);
     assert_eq!(config.sticky_session_ttl, Duration::from_secs(3600));
     assert_eq!(config.max_body_bytes, 33_554_432);
     assert_eq!(config.retry_attempts, 2);
@@ -183,6 +184,13 @@ fn each_error_names_its_variable() {
             },
             "HEALTH_KEY_PREFIX",
         ),
+        (
+            RawSettings {
+                target_ca_file: Some("/etc/relay-ca/ca.crt".into()),
+                ..raw()
+            },
+            "TARGET_CA_FILE",
+        ),
     ];
     for (settings, variable) in cases {
         let error = Config::from_raw(&settings).unwrap_err();
@@ -249,4 +257,31 @@ fn v1_path_is_a_plain_absolute_path() {
         let error = with(bad).unwrap_err().to_string();
         assert!(error.contains("TARGET_V1_PATH"), "{bad}: {error}");
     }
+}
+
+#[test]
+fn target_ca_file_is_taken_only_with_an_https_target() {
+    let with = |target: &str, ca_file: &str| {
+        Config::from_raw(&RawSettings {
+            target_url: Some(target.into()),
+            target_ca_file: Some(ca_file.into()),
+            ..raw()
+        })
+    };
+    assert_eq!(
+        with("https://relay.svc:3001", "/etc/relay-ca/ca.crt")
+            .unwrap()
+            .target_ca_file,
+        Some(PathBuf::from("/etc/relay-ca/ca.crt"))
+    );
+    assert_eq!(
+        with("http://relay.svc:3001", " ").unwrap().target_ca_file,
+        None,
+        "empty means unset"
+    );
+    let error = with("http://relay.svc:3001", "/etc/relay-ca/ca.crt").unwrap_err();
+    assert_eq!(error.variable, "TARGET_CA_FILE");
+    let text = error.to_string();
+    assert!(text.contains("/etc/relay-ca/ca.crt"), "{text}");
+    assert!(text.contains("TARGET_URL is not https://"), "{text}");
 }

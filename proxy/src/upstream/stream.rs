@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
+use rustls::RootCertStore;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -43,8 +44,9 @@ pub enum DialerError {
 }
 
 impl Dialer {
-    /// `origin`: the backend's scheme and authority.
-    pub fn new(origin: &Uri) -> Result<Self, DialerError> {
+    /// `origin`: the backend's scheme and authority; `extra_roots`: CAs
+    /// trusted for an https backend besides the Web PKI roots.
+    pub fn new(origin: &Uri, extra_roots: RootCertStore) -> Result<Self, DialerError> {
         let https = origin.scheme() == Some(&http::uri::Scheme::HTTPS);
         let host = origin.host().ok_or(DialerError::NoHost)?;
         // `[::1]` in a URI, `::1` to the resolver.
@@ -55,7 +57,7 @@ impl Dialer {
         let port = origin.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
             let name = ServerName::try_from(host.clone()).map_err(|_| DialerError::ServerName)?;
-            Some((TlsConnector::from(Arc::new(tls_config()?)), name))
+            Some((TlsConnector::from(Arc::new(tls_config(extra_roots)?)), name))
         } else {
             None
         };
@@ -84,11 +86,10 @@ impl Dialer {
     }
 }
 
-/// Web PKI roots, HTTP/1.1 by ALPN.
-fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+/// Web PKI roots and `extra_roots`, HTTP/1.1 by ALPN.
+fn tls_config(extra_roots: RootCertStore) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut roots = extra_roots;
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
