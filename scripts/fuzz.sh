@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the proxy's parsers of untrusted input (header rewriting, the SSE
-# first-event parser, session-id extraction, key parsing) with cargo fuzz.
+# first-event parser, session-id extraction, key parsing, the relay's answers
+# as the upstream client reads them) with cargo fuzz.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (make fuzz)
 # Crashers land in fuzz/artifacts/TARGET/; add each as a regression test.
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(header_rewrite sse_first_event session_id key_parsing)
+[ ${#targets[@]} -gt 0 ] || targets=(header_rewrite sse_first_event session_id key_parsing relay_answer)
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 # libFuzzer's instrumentation flags are nightly-only; on a stable toolchain

@@ -19,7 +19,8 @@ use http::{Response, Uri};
 use rustls::RootCertStore;
 
 mod body;
-mod codec;
+/// Public for the fuzz target of what the relay sends (`fuzz/`).
+pub mod codec;
 mod connection;
 mod idle;
 mod stream;
