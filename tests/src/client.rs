@@ -97,3 +97,11 @@ pub fn sse_events(text: &str) -> Vec<String> {
         .map(|e| e.trim().to_string())
         .collect()
 }
+
+/// One Messages request: the status, and the body read to its end or its
+/// error.
+pub async fn post_and_read(base: &str, stream: bool) -> (u16, TimedBody) {
+    let response = post_messages(base, stream, &[]).await;
+    let status = response.status().as_u16();
+    (status, read_timed(response).await)
+}

@@ -321,3 +321,33 @@ async fn read_request(read: &mut (impl AsyncBufRead + Unpin)) -> Option<String> 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// The SSE events of a short streamed answer whose one text delta is `text`.
+pub fn short_sse_events(text: &str) -> Vec<String> {
+    let delta = format!(
+        r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{text}"}}}}"#
+    );
+    [
+        (
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_raw_sse","type":"message","role":"assistant","model":"claude-raw","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        ("content_block_delta", delta.as_str()),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
+        ),
+        ("message_stop", r#"{"type":"message_stop"}"#),
+    ]
+    .iter()
+    .map(|(event, data)| format!("event: {event}\ndata: {data}\n\n"))
+    .collect()
+}

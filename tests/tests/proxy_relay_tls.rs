@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cmw_tests::client::{TimedBody, post_messages, read_timed, sse_events};
+use cmw_tests::client::{post_and_read, sse_events};
 use cmw_tests::proxy::ProxyProcess;
-use cmw_tests::raw_relay::{RawRelay, Reply, json_answer};
+use cmw_tests::raw_relay::{RawRelay, Reply, json_answer, short_sse_events};
 use cmw_tests::redis::RedisServer;
 use cmw_tests::stack::{assert_anthropic_error, get_json, start_proxy, wait_ready};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -106,44 +106,6 @@ impl TlsWire {
     }
 }
 
-/// One Messages request through the proxy: the status, and the body read to
-/// its end or its error.
-async fn exchange(base: &str, stream: bool) -> (u16, TimedBody) {
-    let response = post_messages(base, stream, &[]).await;
-    let status = response.status().as_u16();
-    (status, read_timed(response).await)
-}
-
-/// The SSE events of a short streamed answer.
-fn sse_answer() -> Vec<String> {
-    [
-        (
-            "message_start",
-            r#"{"type":"message_start","message":{"id":"msg_tls_sse","type":"message","role":"assistant","model":"claude-tls","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"encrypted"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        ),
-        (
-            "message_delta",
-            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
-        ),
-        ("message_stop", r#"{"type":"message_stop"}"#),
-    ]
-    .iter()
-    .map(|(event, data)| format!("event: {event}\ndata: {data}\n\n"))
-    .collect()
-}
-
 /// `events` as a chunked SSE answer, one chunk per event.
 fn chunked_sse(events: &[String]) -> String {
     let mut answer = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
@@ -159,7 +121,7 @@ fn chunked_sse(events: &[String]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_private_ca_answers_pass_intact_over_one_reused_tls_connection() {
     let wire = TlsWire::start(true).await;
-    let events = sse_answer();
+    let events = short_sse_events("encrypted");
     wire.relay.reply(Reply::new(json_answer("", MESSAGE)));
     // One byte per TLS record: the proxy must put the stream back together
     // across record boundaries.
@@ -167,9 +129,9 @@ async fn with_the_private_ca_answers_pass_intact_over_one_reused_tls_connection(
         chunked_sse(&events),
         Duration::from_millis(1),
     ));
-    let (json_status, json) = exchange(&wire.url(), false).await;
-    let (sse_status, sse) = exchange(&wire.url(), true).await;
-    let (last, _) = exchange(&wire.url(), false).await;
+    let (json_status, json) = post_and_read(&wire.url(), false).await;
+    let (sse_status, sse) = post_and_read(&wire.url(), true).await;
+    let (last, _) = post_and_read(&wire.url(), false).await;
     let connections = wire.relay.connection_of_each_request();
     let handshakes_failed = wire.relay.handshake_errors();
     println!(
@@ -201,8 +163,8 @@ async fn with_the_private_ca_answers_pass_intact_over_one_reused_tls_connection(
 async fn without_the_ca_the_certificate_is_refused_with_a_502_and_the_proxy_keeps_serving() {
     let mut wire = TlsWire::start(false).await;
     let base = wire.url();
-    let (status, body) = exchange(&base, false).await;
-    let (again, _) = exchange(&base, false).await;
+    let (status, body) = post_and_read(&base, false).await;
+    let (again, _) = post_and_read(&base, false).await;
     let (health, _) = get_json(&format!("{base}/health")).await;
     let error: Value = serde_json::from_str(&body.text()).unwrap_or(Value::Null);
     let logs = wire.proxy.logs();

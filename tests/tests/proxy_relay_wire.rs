@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
-use cmw_tests::client::{TimedBody, post_messages, read_timed, sse_events};
+use cmw_tests::client::{TimedBody, post_and_read, post_messages, read_timed, sse_events};
 use cmw_tests::metrics::scrape_sum;
 use cmw_tests::proxy::ProxyProcess;
-use cmw_tests::raw_relay::{RawRelay, Reply, json_answer};
+use cmw_tests::raw_relay::{RawRelay, Reply, json_answer, short_sse_events};
 use cmw_tests::redis::RedisServer;
 use cmw_tests::stack::{assert_anthropic_error, get_json, start_proxy, wait_ready, wait_until};
 use serde_json::Value;
@@ -44,14 +44,6 @@ impl Wire {
     }
 }
 
-/// One Messages request through the proxy: the status, and the body read to
-/// its end or its error.
-async fn exchange(base: &str, stream: bool) -> (u16, TimedBody) {
-    let response = post_messages(base, stream, &[]).await;
-    let status = response.status().as_u16();
-    (status, read_timed(response).await)
-}
-
 /// The body as JSON (`Null` when it is not).
 fn json_of(body: &TimedBody) -> Value {
     serde_json::from_str(&body.text()).unwrap_or(Value::Null)
@@ -65,8 +57,8 @@ async fn an_interim_100_continue_is_passed_over_for_the_final_answer() {
             .then_pause(Duration::from_millis(50))
             .then_write(json_answer("", MESSAGE)),
     );
-    let (status, body) = exchange(&wire.url(), false).await;
-    let (next, _) = exchange(&wire.url(), false).await;
+    let (status, body) = post_and_read(&wire.url(), false).await;
+    let (next, _) = post_and_read(&wire.url(), false).await;
     let connections = wire.relay.connection_of_each_request();
     println!(
         "tried: 100 Continue, then a 200 JSON answer, then another request; \
@@ -97,8 +89,8 @@ async fn a_body_delimited_by_the_close_arrives_whole_and_the_next_request_dials_
         .then_write(rest)
         .then_close(),
     );
-    let (status, body) = exchange(&wire.url(), false).await;
-    let (next, _) = exchange(&wire.url(), false).await;
+    let (status, body) = post_and_read(&wire.url(), false).await;
+    let (next, _) = post_and_read(&wire.url(), false).await;
     let connections = wire.relay.connection_of_each_request();
     println!(
         "tried: a 200 with neither length nor chunks, ended by the relay's close; \
@@ -121,8 +113,8 @@ async fn connection_close_on_a_length_answer_is_honoured() {
     let wire = Wire::start().await;
     wire.relay
         .reply(Reply::new(json_answer("connection: close\r\n", MESSAGE)));
-    let (status, body) = exchange(&wire.url(), false).await;
-    let (next, _) = exchange(&wire.url(), false).await;
+    let (status, body) = post_and_read(&wire.url(), false).await;
+    let (next, _) = post_and_read(&wire.url(), false).await;
     let connections = wire.relay.connection_of_each_request();
     println!(
         "tried: a 200 with content-length and `Connection: close` (socket left open); \
@@ -139,36 +131,6 @@ async fn connection_close_on_a_length_answer_is_honoured() {
         [0, 1],
         "a connection the relay said it closes was used again"
     );
-}
-
-/// The SSE events of a short streamed answer.
-fn sse_answer() -> Vec<String> {
-    [
-        (
-            "message_start",
-            r#"{"type":"message_start","message":{"id":"msg_wire_sse","type":"message","role":"assistant","model":"claude-wire","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"trickled"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        ),
-        (
-            "message_delta",
-            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
-        ),
-        ("message_stop", r#"{"type":"message_stop"}"#),
-    ]
-    .iter()
-    .map(|(event, data)| format!("event: {event}\ndata: {data}\n\n"))
-    .collect()
 }
 
 /// `events` as a chunked body: one chunk per event, except the delta, split
@@ -196,7 +158,7 @@ fn chunked_with_extensions_and_trailers(events: &[String]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_stream_trickled_byte_by_byte_arrives_exactly_and_its_connection_is_reused() {
     let wire = Wire::start().await;
-    let events = sse_answer();
+    let events = short_sse_events("trickled");
     let answer = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
          transfer-encoding: chunked\r\ntrailer: x-relay-trailer, x-relay-checksum\r\n\r\n{}",
@@ -205,8 +167,8 @@ async fn a_chunked_stream_trickled_byte_by_byte_arrives_exactly_and_its_connecti
     let written = answer.len();
     wire.relay
         .reply(Reply::byte_by_byte(answer, Duration::from_millis(1)));
-    let (status, body) = exchange(&wire.url(), true).await;
-    let (next, _) = exchange(&wire.url(), false).await;
+    let (status, body) = post_and_read(&wire.url(), true).await;
+    let (next, _) = post_and_read(&wire.url(), false).await;
     let connections = wire.relay.connection_of_each_request();
     let text = body.text();
     println!(
@@ -257,9 +219,9 @@ async fn broken_answer_heads_get_a_502_and_their_connection_is_dropped() {
         let before = wire.relay.requests().len();
         // Left open: the relay would answer a next request on it.
         wire.relay.reply(Reply::new(answer));
-        let (status, body) = exchange(&base, false).await;
+        let (status, body) = post_and_read(&base, false).await;
         let (health, _) = get_json(&format!("{base}/health")).await;
-        let (next, _) = exchange(&base, false).await;
+        let (next, _) = post_and_read(&base, false).await;
         let connections = wire.relay.connection_of_each_request()[before..].to_vec();
         let error = json_of(&body);
         println!(
@@ -335,8 +297,8 @@ async fn conflicting_content_lengths_get_a_502_and_the_connection_is_dropped() {
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
          content-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
     ));
-    let (status, body) = exchange(&wire.url(), false).await;
-    let (next, _) = exchange(&wire.url(), false).await;
+    let (status, body) = post_and_read(&wire.url(), false).await;
+    let (next, _) = post_and_read(&wire.url(), false).await;
     let connections = wire.relay.connection_of_each_request();
     let error = json_of(&body);
     println!(
@@ -359,9 +321,9 @@ async fn an_idle_connection_the_relay_closed_is_replaced_without_failing_the_req
     wire.relay.reply(
         Reply::new(json_answer("", MESSAGE)).then_close_when_idle_for(Duration::from_millis(200)),
     );
-    let (first, _) = exchange(&wire.url(), false).await;
+    let (first, _) = post_and_read(&wire.url(), false).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (second, body) = exchange(&wire.url(), false).await;
+    let (second, body) = post_and_read(&wire.url(), false).await;
     let connections = wire.relay.connection_of_each_request();
     println!(
         "tried: a kept-alive answer, the relay closing the idle connection after 200 ms, \
