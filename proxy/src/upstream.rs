@@ -27,7 +27,7 @@ mod stream;
 
 pub use body::{RelayBody, RelayBodyError};
 use codec::BodyDecoder;
-pub use codec::{CodecError, RequestHead};
+pub use codec::RequestHead;
 use connection::Connection;
 use stream::Dialer;
 pub use stream::DialerError;
