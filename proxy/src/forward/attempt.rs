@@ -64,15 +64,10 @@ fn upstream_request(
     account: &Account,
     peer: Option<&Peer>,
 ) -> Result<RequestHead, ForwardError> {
-    let uri = ctx
-        .target
-        .uri_for(&parts.uri)
-        .map_err(|_| ForwardError::Unforwardable("the request path cannot be forwarded"))?;
     let account_key = account.key_header().ok_or(ForwardError::Unforwardable(
         "the account id is not a valid header",
     ))?;
-    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut head = RequestHead::new(&parts.method, path);
+    let mut head = RequestHead::new(&parts.method, ctx.target.path_for(&parts.uri));
     head.header(&header::HOST, ctx.target.host_header());
     headers::upstream_headers(&parts.headers, account_key, peer, &mut head);
     Ok(head)

@@ -52,11 +52,15 @@ pub struct RequestHead {
 const REQUEST_HEAD_BYTES: usize = 1024;
 
 impl RequestHead {
-    pub fn new(method: &Method, path_and_query: &str) -> Self {
+    /// `path_and_query`: the request target, in pieces written one after
+    /// the other.
+    pub fn new(method: &Method, path_and_query: [&str; 2]) -> Self {
         let mut bytes = Vec::with_capacity(REQUEST_HEAD_BYTES);
         bytes.extend_from_slice(method.as_str().as_bytes());
         bytes.push(b' ');
-        bytes.extend_from_slice(path_and_query.as_bytes());
+        for piece in path_and_query {
+            bytes.extend_from_slice(piece.as_bytes());
+        }
         bytes.extend_from_slice(b" HTTP/1.1\r\n");
         Self {
             method: method.clone(),
@@ -494,7 +498,7 @@ mod tests {
 
     #[test]
     fn the_request_head_carries_the_body_length_and_every_header_value() {
-        let mut head = RequestHead::new(&Method::POST, "/api/v1/messages?beta=true");
+        let mut head = RequestHead::new(&Method::POST, ["/api", "/v1/messages?beta=true"]);
         head.raw_header("host", b"relay:3000");
         head.raw_header("x-multi", b"a");
         head.raw_header("x-multi", b"b");
@@ -508,9 +512,9 @@ mod tests {
 
     #[test]
     fn an_empty_body_has_a_length_unless_the_method_has_no_body() {
-        let (_, out) = RequestHead::new(&Method::GET, "/v1/models").finish(0);
+        let (_, out) = RequestHead::new(&Method::GET, ["", "/v1/models"]).finish(0);
         assert_eq!(out, b"GET /v1/models HTTP/1.1\r\n\r\n");
-        let (_, out) = RequestHead::new(&Method::POST, "/").finish(0);
+        let (_, out) = RequestHead::new(&Method::POST, ["", "/"]).finish(0);
         assert_eq!(out, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
         let mut digits = [0; 20];
         assert_eq!(
