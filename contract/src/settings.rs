@@ -91,6 +91,7 @@ settings! {
     TARGET_CA_FILE: () = ();
     SHUTDOWN_DELAY: SettingDuration = SettingDuration::from_secs(5);
     DRAIN_TIMEOUT: SettingDuration = SettingDuration::from_secs(30);
+    CLIENT_IDLE_TIMEOUT: SettingDuration = SettingDuration::from_secs(30);
 }
 
 #[cfg(test)]

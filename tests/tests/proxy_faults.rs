@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use cmw_tests::backend::{Behaviour, Times};
-use cmw_tests::client::{http, messages_body, post_messages, read_timed};
+use cmw_tests::client::{http, messages_body, post_messages, read_timed, sse_events};
 use cmw_tests::fixture_accounts::A3;
 use cmw_tests::stack::{CLIENT_KEY, Stack, get_json, raw_request, served_by, wait_ready};
 use futures_util::StreamExt;
@@ -507,4 +507,73 @@ async fn logs_of_a_full_run_hold_no_key_token_or_password() {
         .redis
         .cli(&["-a", password, "CONFIG", "SET", "requirepass", ""]);
     stack.proxy.kill();
+}
+
+/// Sends `request` on a new connection and reads until the proxy closes it
+/// (at most 10 s): what came back, and when the close came.
+async fn read_until_closed(port: u16, request: &[u8]) -> (String, Option<Duration>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let sent = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let closed_after = read.is_ok().then(|| sent.elapsed());
+    (String::from_utf8_lossy(&answer).into_owned(), closed_after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_heads_and_idle_connections_are_closed_but_a_long_stream_is_not() {
+    let stack = Stack::start(&[("CLIENT_IDLE_TIMEOUT", "1s")]).await;
+    let port = stack.proxy.port();
+
+    // Slowloris: a head that never ends.
+    let partial = b"POST /v1/messages HTTP/1.1\r\nHost: proxy\r\ncontent-type: appl";
+    let (answer, slow_head_closed) = read_until_closed(port, partial).await;
+    println!(
+        "tried: a request head cut short and left; observed: {answer:?}, closed after {slow_head_closed:?}"
+    );
+    assert!(
+        slow_head_closed
+            .is_some_and(|d| d >= Duration::from_millis(900) && d < Duration::from_secs(3)),
+        "a head left unfinished was closed after {slow_head_closed:?}, not within one to two periods of 1 s"
+    );
+
+    // A keep-alive connection left idle after its answer.
+    let request = b"GET /health HTTP/1.1\r\nHost: proxy\r\n\r\n";
+    let (answer, idle_closed) = read_until_closed(port, request).await;
+    println!(
+        "tried: one request, then an idle keep-alive connection; observed: closed after {idle_closed:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        idle_closed.is_some_and(|d| d >= Duration::from_millis(900) && d < Duration::from_secs(3)),
+        "an idle keep-alive connection was closed after {idle_closed:?}"
+    );
+
+    // A stream that lasts three periods, with gaps shorter than one.
+    let response = post_messages(
+        &stack.url(),
+        true,
+        &[("x-test-events", "15"), ("x-test-gap-ms", "200")],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body = read_timed(response).await;
+    let events = sse_events(&body.text());
+    let lasted = body.arrival_of("message_stop");
+    println!(
+        "tried: a stream of 15 deltas 200 ms apart with a 1 s idle timeout; observed: {} events, \
+         message_stop after {lasted:?}, error {:?}",
+        events.len(),
+        body.error
+    );
+    assert!(body.error.is_none(), "{:?}", body.error);
+    assert_eq!(events.last().map(String::as_str), Some("message_stop"));
+    assert!(
+        lasted.is_some_and(|d| d >= Duration::from_secs(2)),
+        "{lasted:?}"
+    );
 }

@@ -101,6 +101,8 @@ pub struct Config {
     /// accepted, until load balancers have stopped sending new ones.
     pub shutdown_delay: Duration,
     pub drain_timeout: Duration,
+    /// An HTTP/1 connection with no request for one to two of these is closed.
+    pub client_idle_timeout: Duration,
 }
 
 impl Config {
@@ -120,6 +122,13 @@ impl Config {
             return Err(ConfigError::new(
                 ACCOUNT_REFRESH_INTERVAL.env,
                 "must be at least 100ms",
+            ));
+        }
+        let client_idle_timeout = duration(&raw.client_idle_timeout, CLIENT_IDLE_TIMEOUT)?;
+        if client_idle_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                CLIENT_IDLE_TIMEOUT.env,
+                "must be at least 1s",
             ));
         }
         let target = parse_target(value(&raw.target_url).unwrap_or(TARGET_URL.default))?;
@@ -160,6 +169,7 @@ impl Config {
             // busy node without making every rollout noticeably slower.
             shutdown_delay: duration(&raw.shutdown_delay, SHUTDOWN_DELAY)?,
             drain_timeout: duration(&raw.drain_timeout, DRAIN_TIMEOUT)?,
+            client_idle_timeout,
         })
     }
 }

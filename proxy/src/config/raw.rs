@@ -71,4 +71,6 @@ pub struct RawSettings {
     pub shutdown_delay: Option<String>,
     #[arg(long, env = DRAIN_TIMEOUT.env, help = DRAIN_TIMEOUT.help("How long in-flight requests may finish once the listener closes"))]
     pub drain_timeout: Option<String>,
+    #[arg(long, env = CLIENT_IDLE_TIMEOUT.env, help = CLIENT_IDLE_TIMEOUT.help("An HTTP/1 client connection with no request in flight and none started for this long is closed: a request head sent too slowly, an idle keep-alive connection"))]
+    pub client_idle_timeout: Option<String>,
 }

@@ -29,6 +29,7 @@ fn defaults_match_the_go_middleware() {
     assert!(config.shared_health);
     assert_eq!(config.health_key_prefix, "claude-middleware:");
     assert_eq!(config.drain_timeout, Duration::from_secs(30));
+    assert_eq!(config.client_idle_timeout, Duration::from_secs(30));
     assert_eq!(config.shutdown_delay, Duration::from_secs(5));
     assert_eq!(config.log_format, LogFormat::Text);
 }
@@ -162,6 +163,13 @@ fn each_error_names_its_variable() {
                 ..raw()
             },
             "DRAIN_TIMEOUT",
+        ),
+        (
+            RawSettings {
+                client_idle_timeout: Some("500ms".into()),
+                ..raw()
+            },
+            "CLIENT_IDLE_TIMEOUT",
         ),
         (
             RawSettings {

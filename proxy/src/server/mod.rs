@@ -1,6 +1,8 @@
 //! The listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with a
 //! lame duck and a graceful drain on shutdown.
 
+mod idle;
+
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,12 +17,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 
+use self::idle::{Activity, InFlightBody, close_when_idle};
 use crate::forward::Peer;
+use crate::response::ProxyBody;
 use crate::routes::handle;
 use crate::state::App;
 
-/// Slow clients get this long to send their request head (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head accepted; beyond it the client gets 431.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// What an HTTP/2 connection with prior knowledge starts with. No HTTP/1
@@ -45,8 +47,9 @@ pub enum Stop {
 pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Output = Stop>) {
     let mut http1 = http1::Builder::new();
     http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Slow heads and idle keep-alive connections are closed per
+        // connection instead (`idle`), without a timer per request.
+        .header_read_timeout(None)
         // The head limit itself: the buffer's maximum alone is not one, as a
         // read may fill the buffer's whole spare capacity past it.
         .max_header_size(MAX_HEADER_BYTES)
@@ -61,7 +64,11 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Outpu
     let server = Acceptor {
         app: &app,
         listener: &listener,
-        builders: Arc::new(Builders { http1, http2 }),
+        builders: Arc::new(Builders {
+            http1,
+            http2,
+            client_idle_timeout: app.config.client_idle_timeout,
+        }),
         graceful: &graceful,
     };
 
@@ -103,6 +110,9 @@ struct Acceptor<'a> {
 struct Builders {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
+    /// An HTTP/1 connection with no request for this long is closed (a
+    /// head sent too slowly, an idle keep-alive connection).
+    client_idle_timeout: Duration,
 }
 
 impl Acceptor<'_> {
@@ -130,7 +140,9 @@ impl Acceptor<'_> {
         let builders = self.builders.clone();
         let watcher = self.graceful.watcher();
         tokio::spawn(async move {
-            let http2 = match tokio::time::timeout(HEADER_READ_TIMEOUT, is_http2(&stream)).await {
+            let first_bytes = is_http2(&stream);
+            let http2 = match tokio::time::timeout(builders.client_idle_timeout, first_bytes).await
+            {
                 Ok(Ok(http2)) => http2,
                 Ok(Err(error)) => {
                     tracing::debug!(%error, "connection ended before its first bytes");
@@ -138,8 +150,10 @@ impl Acceptor<'_> {
                 }
                 Err(_) => return,
             };
+            let activity = Arc::new(Activity::default());
+            let service = service(app, peer, Arc::clone(&activity));
             let result =
-                serve_protocol(&builders, watcher, stream, http2, service(app, peer)).await;
+                serve_protocol(&builders, watcher, stream, http2, service, &activity).await;
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
@@ -172,9 +186,10 @@ async fn serve_protocol<S>(
     stream: TcpStream,
     http2: bool,
     service: S,
+    activity: &Activity,
 ) -> hyper::Result<()>
 where
-    S: hyper::service::HttpService<Incoming, ResBody = crate::response::ProxyBody>,
+    S: hyper::service::HttpService<Incoming, ResBody = InFlightBody<ProxyBody>>,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -184,9 +199,12 @@ where
             .watch(builders.http2.serve_connection(io, service))
             .await
     } else {
-        watcher
-            .watch(builders.http1.serve_connection(io, service))
-            .await
+        let connection = watcher.watch(builders.http1.serve_connection(io, service));
+        let served = close_when_idle(connection, activity, builders.client_idle_timeout).await;
+        served.unwrap_or_else(|| {
+            tracing::debug!("closed a connection with no request in flight for the idle timeout");
+            Ok(())
+        })
     }
 }
 
@@ -194,9 +212,10 @@ where
 fn service(
     app: Arc<App>,
     peer: IpAddr,
+    activity: Arc<Activity>,
 ) -> impl hyper::service::HttpService<
     Incoming,
-    ResBody = crate::response::ProxyBody,
+    ResBody = InFlightBody<ProxyBody>,
     Error = std::convert::Infallible,
     Future: Send + 'static,
 > + Clone {
@@ -204,6 +223,7 @@ fn service(
     let peer = Peer::new(peer);
     service_fn(move |request: Request<Incoming>| {
         let (app, peer) = (app.clone(), peer.clone());
+        let in_flight = activity.start();
         // Boxed: hyper keeps one slot the size of this future for the whole
         // life of the connection; the request's state (several KiB) then
         // goes as soon as the response head is out, not when the stream ends.
@@ -218,7 +238,9 @@ fn service(
                     .headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok::<_, std::convert::Infallible>(response)
+            Ok::<_, std::convert::Infallible>(
+                response.map(|body| InFlightBody::new(body, in_flight)),
+            )
         })
     })
 }
