@@ -1,6 +1,7 @@
 //! The listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with a
 //! lame duck and a graceful drain on shutdown.
 
+mod drain;
 mod idle;
 
 use std::future::Future;
@@ -14,9 +15,9 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 
+use self::drain::{Drain, Entry};
 use self::idle::{Activity, InFlightBody, close_when_idle};
 use crate::forward::Peer;
 use crate::response::ProxyBody;
@@ -60,7 +61,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Outpu
         .writev(false);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2.timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let drain = Drain::default();
     let server = Acceptor {
         app: &app,
         listener: &listener,
@@ -69,7 +70,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Outpu
             http2,
             client_idle_timeout: app.config.client_idle_timeout,
         }),
-        graceful: &graceful,
+        drain: &drain,
     };
 
     let why = server.accept_until(stop).await;
@@ -87,10 +88,11 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Outpu
     tracing::info!(
         drain_timeout_s = app.config.drain_timeout.as_secs_f64(),
         inflight_streams = app.metrics.inflight_streams.get(),
+        open_connections = drain.open_connections(),
         "shutting down: refusing new connections, draining in-flight requests"
     );
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("drained; exiting"),
+        () = drain.drain() => tracing::info!("drained; exiting"),
         () = tokio::time::sleep(app.config.drain_timeout) => tracing::warn!(
             inflight_streams = app.metrics.inflight_streams.get(),
             "drain timeout reached; cutting the remaining streams"
@@ -103,7 +105,7 @@ struct Acceptor<'a> {
     app: &'a Arc<App>,
     listener: &'a TcpListener,
     builders: Arc<Builders>,
-    graceful: &'a GracefulShutdown,
+    drain: &'a Drain,
 }
 
 /// How connections are served, one builder per protocol.
@@ -138,7 +140,7 @@ impl Acceptor<'_> {
         let _ = stream.set_nodelay(true);
         let app = self.app.clone();
         let builders = self.builders.clone();
-        let watcher = self.graceful.watcher();
+        let entry = self.drain.enter();
         tokio::spawn(async move {
             let first_bytes = is_http2(&stream);
             let http2 = match tokio::time::timeout(builders.client_idle_timeout, first_bytes).await
@@ -152,8 +154,7 @@ impl Acceptor<'_> {
             };
             let activity = Arc::new(Activity::default());
             let service = service(app, peer, Arc::clone(&activity));
-            let result =
-                serve_protocol(&builders, watcher, stream, http2, service, &activity).await;
+            let result = serve_protocol(&builders, entry, stream, http2, service, &activity).await;
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
@@ -182,7 +183,7 @@ async fn is_http2(stream: &TcpStream) -> std::io::Result<bool> {
 
 async fn serve_protocol<S>(
     builders: &Builders,
-    watcher: Watcher,
+    entry: Entry,
     stream: TcpStream,
     http2: bool,
     service: S,
@@ -195,11 +196,11 @@ where
 {
     let io = TokioIo::new(stream);
     if http2 {
-        watcher
+        entry
             .watch(builders.http2.serve_connection(io, service))
             .await
     } else {
-        let connection = watcher.watch(builders.http1.serve_connection(io, service));
+        let connection = entry.watch(builders.http1.serve_connection(io, service));
         let served = close_when_idle(connection, activity, builders.client_idle_timeout).await;
         served.unwrap_or_else(|| {
             tracing::debug!("closed a connection with no request in flight for the idle timeout");
