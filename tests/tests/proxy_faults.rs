@@ -420,14 +420,7 @@ async fn hostile_http_gets_clear_answers_and_nothing_slips_through() {
 }
 
 async fn raw_bytes(port: u16, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
+    read_until_closed(port, request).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
