@@ -30,8 +30,8 @@ pub struct Activity {
 impl Activity {
     /// A request has started; it is in flight until the guard is dropped.
     pub fn start(self: &Arc<Self>) -> InFlight {
-        // Relaxed: the connection's task reads these, on the same thread
-        // that hyper calls the service from, or after it has been woken.
+        // Relaxed: over HTTP/1, hyper calls the service and drops the
+        // response body in the connection's own task, which reads these.
         self.started.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
     }
