@@ -1,7 +1,7 @@
 //! A proxy under test with its real parts, and small helpers for asserting
 //! what a client sees.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -116,14 +116,23 @@ pub async fn served_by(response: reqwest::Response) -> (u16, String) {
 
 /// Sends bytes as they are and reads the answer until the server closes.
 pub async fn raw_request(port: u16, request: &str) -> String {
+    read_until_closed(port, request.as_bytes()).await.0
+}
+
+/// Sends `request` on a new connection and reads until the server closes it
+/// (at most 10 s): what came back, and how long after the request the close
+/// came (`None`: still open after 10 s).
+pub async fn read_until_closed(port: u16, request: &[u8]) -> (String, Option<Duration>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let sent = Instant::now();
     let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let closed_after = read.is_ok().then(|| sent.elapsed());
+    (String::from_utf8_lossy(&answer).into_owned(), closed_after)
 }
 
 /// Asserts Anthropic's error shape with this error type.

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use cmw_tests::backend::{Behaviour, Times};
 use cmw_tests::client::{http, messages_body, post_messages, read_timed, sse_events};
 use cmw_tests::fixture_accounts::A3;
-use cmw_tests::stack::{CLIENT_KEY, Stack, get_json, raw_request, served_by, wait_ready};
+use cmw_tests::stack::{
+    CLIENT_KEY, Stack, get_json, raw_request, read_until_closed, served_by, wait_ready,
+};
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -500,21 +502,6 @@ async fn logs_of_a_full_run_hold_no_key_token_or_password() {
         .redis
         .cli(&["-a", password, "CONFIG", "SET", "requirepass", ""]);
     stack.proxy.kill();
-}
-
-/// Sends `request` on a new connection and reads until the proxy closes it
-/// (at most 10 s): what came back, and when the close came.
-async fn read_until_closed(port: u16, request: &[u8]) -> (String, Option<Duration>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream.write_all(request).await.unwrap();
-    let sent = Instant::now();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    let closed_after = read.is_ok().then(|| sent.elapsed());
-    (String::from_utf8_lossy(&answer).into_owned(), closed_after)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
