@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::accounts::{Readiness, now_ms, readiness, short_id};
-use crate::forward::{Peer, forward};
+use crate::forward::{ClientBody, Peer, forward};
 use crate::metrics::{AccountIdLabels, AccountLabels};
 use crate::response::{ProxyBody, error_response, json_response};
 use crate::state::App;
@@ -69,7 +68,7 @@ fn is_dot_segment(segment: &str) -> bool {
 
 pub async fn handle(
     app: Arc<App>,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
     peer: Option<&Peer>,
 ) -> Response<ProxyBody> {
     match route(request.method(), request.uri().path()) {

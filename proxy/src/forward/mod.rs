@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use http::request::Parts;
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 pub use context::{ForwardSettings, Forwarding};
 pub use error::{ForwardError, NoAccount};
 pub use peer::Peer;
+pub use request_body::ClientBody;
 pub use target::Target;
 
 use crate::accounts::{Account, PoolSnapshot, now_ms};
@@ -40,7 +40,7 @@ use request_body::read_body;
 /// Proxies one request under `route` (the matched prefix, a metric label).
 pub async fn forward(
     ctx: &Forwarding<'_>,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
     peer: Option<&Peer>,
     route: &'static str,
 ) -> Response<ProxyBody> {
@@ -62,7 +62,7 @@ pub async fn forward(
 async fn proxy(
     ctx: &Forwarding<'_>,
     parts: &Parts,
-    body: Incoming,
+    body: ClientBody,
     peer: Option<&Peer>,
     record: &mut RequestRecord,
 ) -> Result<Answer, ForwardError> {

@@ -8,11 +8,36 @@ use hyper::body::Incoming;
 
 use super::error::ForwardError;
 
+/// A client's request body as the server hands it over.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// Still to be read: hyper's, over HTTP/2.
+    Incoming(Incoming),
+    /// Read whole already (the HTTP/1 server does, before the request is
+    /// routed, as nginx does).
+    Read(Bytes),
+    /// Declared or found larger than the server's limit, and left unread.
+    TooLarge,
+}
+
+/// The body, read whole, up to `limit` bytes.
+pub async fn read_body(
+    body: ClientBody,
+    headers: &HeaderMap,
+    limit: u64,
+) -> Result<Bytes, ForwardError> {
+    match body {
+        ClientBody::Incoming(body) => read_incoming(body, headers, limit).await,
+        ClientBody::Read(body) if body.len() as u64 <= limit => Ok(body),
+        ClientBody::Read(_) | ClientBody::TooLarge => Err(ForwardError::BodyTooLarge),
+    }
+}
+
 /// Reads the body up to `limit` bytes. It is copied into a buffer of its own,
 /// sized up front from `content-length`: a slice of hyper's read buffer would
 /// pin that buffer for as long as the response streams, and growing a buffer
 /// for a large body costs page faults.
-pub async fn read_body(
+async fn read_incoming(
     mut body: Incoming,
     headers: &HeaderMap,
     limit: u64,

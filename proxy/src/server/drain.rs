@@ -21,6 +21,19 @@ use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
 use tokio::sync::Notify;
 
+/// A connection that can be asked to finish the exchange in progress and
+/// close.
+pub trait Graceful: Future {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+/// hyper's connections (HTTP/2).
+impl<C: GracefulConnection> Graceful for C {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        GracefulConnection::graceful_shutdown(self);
+    }
+}
+
 /// The server's open connections, and whether it drains.
 #[derive(Default)]
 pub struct Drain {
@@ -93,7 +106,7 @@ pub struct Entry {
 impl Entry {
     /// Serves `connection` until it ends; once the server drains, it is
     /// asked to finish the request it is answering and close.
-    pub fn watch<C: GracefulConnection>(self, connection: C) -> Watched<C> {
+    pub fn watch<C: Graceful>(self, connection: C) -> Watched<C> {
         Watched {
             connection,
             entry: self,
@@ -123,7 +136,7 @@ pin_project! {
     }
 }
 
-impl<C: GracefulConnection> Future for Watched<C> {
+impl<C: Graceful> Future for Watched<C> {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {

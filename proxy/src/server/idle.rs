@@ -10,15 +10,11 @@
 //! its request is in flight until its response body is dropped.
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
-
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 
 /// What a connection's requests have done, counted as they start and end.
 #[derive(Debug, Default)]
@@ -30,8 +26,8 @@ pub struct Activity {
 impl Activity {
     /// A request has started; it is in flight until the guard is dropped.
     pub fn start(self: &Arc<Self>) -> InFlight {
-        // Relaxed: over HTTP/1, hyper calls the service and drops the
-        // response body in the connection's own task, which reads these.
+        // Relaxed: requests start and end in the connection's own task,
+        // which reads these.
         self.started.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
     }
@@ -45,8 +41,8 @@ impl Activity {
     }
 }
 
-/// A request in flight on its connection, until dropped (with its response
-/// body, or with the service's future when the client leaves first).
+/// A request in flight on its connection, until dropped (once its answer is
+/// written, or when the client leaves first).
 #[derive(Debug)]
 pub struct InFlight(Arc<Activity>);
 
@@ -84,41 +80,6 @@ pub async fn close_when_idle<F: Future>(
         Poll::Pending
     })
     .await
-}
-
-pin_project! {
-    /// A response body that keeps its request in flight until it is dropped.
-    pub struct InFlightBody<B> {
-        #[pin]
-        body: B,
-        in_flight: InFlight,
-    }
-}
-
-impl<B> InFlightBody<B> {
-    pub fn new(body: B, in_flight: InFlight) -> Self {
-        Self { body, in_flight }
-    }
-}
-
-impl<B: Body<Data = Bytes>> Body for InFlightBody<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        self.project().body.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 #[cfg(test)]
@@ -175,15 +136,5 @@ mod tests {
             close_when_idle(async { 7 }, &activity, PERIOD).await,
             Some(7)
         );
-    }
-
-    #[test]
-    fn the_body_keeps_its_request_in_flight_until_dropped() {
-        let activity = Arc::new(Activity::default());
-        let body = InFlightBody::new(http_body_util::Empty::<Bytes>::new(), activity.start());
-        assert!(activity.in_flight());
-        assert!(body.is_end_stream());
-        drop(body);
-        assert!(!activity.in_flight());
     }
 }

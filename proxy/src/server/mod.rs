@@ -1,7 +1,9 @@
-//! The listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with a
-//! lame duck and a graceful drain on shutdown.
+//! The listener: HTTP/1.1 (the proxy's own server, [`http1`]) and HTTP/2
+//! (prior knowledge, hyper's) on one port, with a lame duck and a graceful
+//! drain on shutdown.
 
 mod drain;
+mod http1;
 mod idle;
 
 use std::future::Future;
@@ -9,23 +11,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::CONNECTION;
-use http::{HeaderValue, Request, Version};
+use http::Request;
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use self::drain::{Drain, Entry};
-use self::idle::{Activity, InFlightBody, close_when_idle};
-use crate::forward::Peer;
-use crate::response::ProxyBody;
+use self::idle::{Activity, close_when_idle};
+use crate::forward::{ClientBody, Peer};
 use crate::routes::handle;
 use crate::state::App;
-
-/// Largest request head accepted; beyond it the client gets 431.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// What an HTTP/2 connection with prior knowledge starts with. No HTTP/1
 /// request starts with `PRI`, so its first three bytes decide.
 const HTTP2_PREFACE_START: &[u8] = b"PRI";
@@ -46,19 +43,6 @@ pub enum Stop {
 /// then stops accepting and lets in-flight requests finish for up to
 /// `DRAIN_TIMEOUT`.
 pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Output = Stop>) {
-    let mut http1 = http1::Builder::new();
-    http1
-        // Slow heads and idle keep-alive connections are closed per
-        // connection instead (`idle`), without a timer per request.
-        .header_read_timeout(None)
-        // The head limit itself: the buffer's maximum alone is not one, as a
-        // read may fill the buffer's whole spare capacity past it.
-        .max_header_size(MAX_HEADER_BYTES)
-        .max_buf_size(MAX_HEADER_BYTES)
-        // One buffer for head and body, written with one write: answers are
-        // small JSON or SSE events, and queueing each chunk for a writev
-        // cost 555 instructions per request more (bench/cost.sh).
-        .writev(false);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2.timer(TokioTimer::new());
     let drain = Drain::default();
@@ -66,7 +50,6 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Outpu
         app: &app,
         listener: &listener,
         builders: Arc::new(Builders {
-            http1,
             http2,
             client_idle_timeout: app.config.client_idle_timeout,
         }),
@@ -108,9 +91,8 @@ struct Acceptor<'a> {
     drain: &'a Drain,
 }
 
-/// How connections are served, one builder per protocol.
+/// How connections are served.
 struct Builders {
-    http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     /// An HTTP/1 connection with no request for this long is closed (a
     /// head sent too slowly, an idle keep-alive connection).
@@ -152,9 +134,11 @@ impl Acceptor<'_> {
                 }
                 Err(_) => return,
             };
-            let activity = Arc::new(Activity::default());
-            let service = service(app, peer, Arc::clone(&activity));
-            let result = serve_protocol(&builders, entry, stream, http2, service, &activity).await;
+            let peer = Peer::new(peer);
+            let result = match http2 {
+                true => serve_http2(&builders, entry, stream, app, peer).await,
+                false => serve_http1(&builders, entry, stream, app, peer).await,
+            };
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
@@ -181,67 +165,41 @@ async fn is_http2(stream: &TcpStream) -> std::io::Result<bool> {
     }
 }
 
-async fn serve_protocol<S>(
+async fn serve_http1(
     builders: &Builders,
     entry: Entry,
     stream: TcpStream,
-    http2: bool,
-    service: S,
-    activity: &Activity,
-) -> hyper::Result<()>
-where
-    S: hyper::service::HttpService<Incoming, ResBody = InFlightBody<ProxyBody>>,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let io = TokioIo::new(stream);
-    if http2 {
-        entry
-            .watch(builders.http2.serve_connection(io, service))
-            .await
-    } else {
-        let connection = entry.watch(builders.http1.serve_connection(io, service));
-        let served = close_when_idle(connection, activity, builders.client_idle_timeout).await;
-        served.unwrap_or_else(|| {
+    app: Arc<App>,
+    peer: Peer,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let activity = Arc::new(Activity::default());
+    let connection = entry.watch(http1::serve(app, stream, peer, Arc::clone(&activity)));
+    match close_when_idle(connection, &activity, builders.client_idle_timeout).await {
+        Some(served) => Ok(served?),
+        None => {
             tracing::debug!("closed a connection with no request in flight for the idle timeout");
             Ok(())
-        })
+        }
     }
 }
 
-/// The proxy's routes for one connection from `peer`.
-fn service(
+async fn serve_http2(
+    builders: &Builders,
+    entry: Entry,
+    stream: TcpStream,
     app: Arc<App>,
-    peer: IpAddr,
-    activity: Arc<Activity>,
-) -> impl hyper::service::HttpService<
-    Incoming,
-    ResBody = InFlightBody<ProxyBody>,
-    Error = std::convert::Infallible,
-    Future: Send + 'static,
-> + Clone {
-    // Per connection: its X-Forwarded-For value is made once, not per request.
-    let peer = Peer::new(peer);
-    service_fn(move |request: Request<Incoming>| {
+    peer: Peer,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let service = service_fn(move |request: Request<Incoming>| {
         let (app, peer) = (app.clone(), peer.clone());
-        let in_flight = activity.start();
-        // Boxed: hyper keeps one slot the size of this future for the whole
-        // life of the connection; the request's state (several KiB) then
-        // goes as soon as the response head is out, not when the stream ends.
+        // Boxed: hyper keeps one slot the size of this future per stream.
         Box::pin(async move {
-            let http1 = request.version() < Version::HTTP_2;
-            let mut response = handle(app.clone(), request, Some(&peer)).await;
-            // Once draining, end each HTTP/1 keep-alive connection after its
-            // response: the client reconnects, and the Service sends the new
-            // connection to a pod that is not going away.
-            if http1 && app.is_draining() {
-                response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok::<_, std::convert::Infallible>(
-                response.map(|body| InFlightBody::new(body, in_flight)),
-            )
+            let request = request.map(ClientBody::Incoming);
+            Ok::<_, std::convert::Infallible>(handle(app, request, Some(&peer)).await)
         })
-    })
+    });
+    let io = TokioIo::new(stream);
+    Ok(entry
+        .watch(builders.http2.serve_connection(io, service))
+        .await?)
 }

@@ -276,7 +276,7 @@ impl FramingHeaders {
 }
 
 /// One Content-Length value: digits only.
-fn content_length(digits: &[u8]) -> Result<u64, CodecError> {
+pub fn content_length(digits: &[u8]) -> Result<u64, CodecError> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return Err(CodecError::InvalidLength);
     }
