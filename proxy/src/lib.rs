@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod forward;
+pub mod header_names;
 pub mod keys_file;
 pub mod logging;
 pub mod metrics;

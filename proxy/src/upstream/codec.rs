@@ -13,6 +13,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
+use crate::header_names::header_name;
+
 /// An answer head larger than this is refused (hyper's client default too).
 /// Offsets in a head fit in 16 bits ([`Place`]).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -182,7 +184,7 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     let mut framing = FramingHeaders::default();
     for place in &places {
         let (name, value) = place.ranges();
-        let name = HeaderName::from_bytes(&head[name]).map_err(|_| CodecError::MalformedHead)?;
+        let name = header_name(&head[name]).map_err(|_| CodecError::MalformedHead)?;
         let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| CodecError::MalformedHead)?;
         framing.note(&name, &value)?;

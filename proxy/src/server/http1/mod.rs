@@ -26,6 +26,7 @@ use http::{Method, Response, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use self::request::{HeadError, MAX_HEAD_BYTES, RequestHead, parse_request_head};
@@ -424,9 +425,21 @@ fn poll_read(
 ) -> Poll<io::Result<usize>> {
     buffer.reserve(READ_BYTES);
     loop {
+        let room = buffer.capacity() - buffer.len();
         match stream.try_read_buf(buffer) {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 ready!(stream.poll_read_ready(cx))?;
+            }
+            Ok(read) if read > 0 && read < room => {
+                // A read that did not fill the room emptied the socket: the
+                // next read waits for readiness rather than trying a read
+                // that would block, one system call per request (as
+                // tokio's own `poll_read` does). An end or an error that
+                // comes after is still seen: closed states are never cleared.
+                let _ = stream.try_io(Interest::READABLE, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
+                return Poll::Ready(Ok(read));
             }
             read => return Poll::Ready(read),
         }

@@ -9,6 +9,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 use smallvec::SmallVec;
 
+use crate::header_names::header_name;
 use crate::upstream::codec::{Framing, content_length};
 
 /// A request head larger than this is refused with 431. Offsets in a head
@@ -104,7 +105,7 @@ pub fn parse_request_head(buffer: &mut BytesMut) -> Result<Option<RequestHead>, 
     headers.reserve(places.len());
     let mut framing = FramingHeaders::default();
     for (name, value) in &places {
-        let name = HeaderName::from_bytes(&head[name.range()]).map_err(|_| HeadError::Malformed)?;
+        let name = header_name(&head[name.range()]).map_err(|_| HeadError::Malformed)?;
         let value = HeaderValue::from_maybe_shared(head.slice(value.range()))
             .map_err(|_| HeadError::Malformed)?;
         framing.note(&name, &value)?;
