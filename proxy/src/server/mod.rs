@@ -3,7 +3,7 @@
 //! drain on shutdown.
 
 mod drain;
-mod http1;
+pub mod http1;
 mod idle;
 
 use std::future::Future;

@@ -11,7 +11,7 @@
 //! for HTTP/1.0 and 1.1, a graceful close on drain, and a request cancelled
 //! as soon as its client goes.
 
-mod request;
+pub mod request;
 mod response;
 
 use std::future::{Future, poll_fn};
