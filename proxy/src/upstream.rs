@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Response, Uri};
+use http::{StatusCode, Uri};
 use rustls::RootCertStore;
 
 mod body;
@@ -23,12 +23,14 @@ mod body;
 pub mod codec;
 mod connection;
 mod idle;
+mod relay_headers;
 mod stream;
 
 pub use body::{RelayBody, RelayBodyError};
 use codec::BodyDecoder;
 pub use codec::RequestHead;
 use connection::Connection;
+pub use relay_headers::RelayHeaders;
 use stream::Dialer;
 pub use stream::DialerError;
 
@@ -50,6 +52,14 @@ pub enum SendError {
     Request(String),
 }
 
+/// The relay's answer: its head, and its body still to be read from the
+/// connection.
+pub struct RelayResponse {
+    pub status: StatusCode,
+    pub headers: RelayHeaders,
+    pub body: RelayBody,
+}
+
 pub struct UpstreamClient {
     dialer: Dialer,
     idle: Arc<IdlePool>,
@@ -68,11 +78,7 @@ impl UpstreamClient {
     /// Sends the request (`head` with `Host` and no framing headers) on an
     /// idle connection, or a new one, and returns the answer with its body
     /// still to be read from the connection.
-    pub async fn send(
-        &self,
-        head: RequestHead,
-        body: &Bytes,
-    ) -> Result<Response<RelayBody>, SendError> {
+    pub async fn send(&self, head: RequestHead, body: &Bytes) -> Result<RelayResponse, SendError> {
         let (method, head) = head.finish(body.len());
         if let Some(mut connection) = self.take_idle() {
             match connection.exchange(&head, body, &method).await {
@@ -95,17 +101,18 @@ impl UpstreamClient {
         }
     }
 
-    fn answer(&self, connection: Connection, head: codec::ResponseHead) -> Response<RelayBody> {
+    fn answer(&self, connection: Connection, head: codec::ResponseHead) -> RelayResponse {
         let body = RelayBody::new(
             connection,
             BodyDecoder::new(head.framing),
             head.reusable,
             self.idle.clone(),
         );
-        let mut response = Response::new(body);
-        *response.status_mut() = head.status;
-        *response.headers_mut() = head.headers;
-        response
+        RelayResponse {
+            status: head.status,
+            headers: head.headers,
+            body,
+        }
     }
 
     /// The newest idle connection that can take a request; closed and

@@ -860,3 +860,64 @@ async fn a_client_leaving_before_its_answer_head_cancels_the_relay_request() {
         "the relay stream outlived its client: {after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relays_headers_reach_http1_and_http2_clients_without_hop_by_hop_ones() {
+    let stack = stack_with_auth(&[]).await;
+    let base = stack.url();
+    for http2 in [false, true] {
+        let builder = reqwest::Client::builder();
+        let client = match http2 {
+            true => builder.http2_prior_knowledge(),
+            false => builder.http1_only(),
+        }
+        .build()
+        .unwrap();
+        for stream in [false, true] {
+            let response = client
+                .post(format!("{base}/v1/messages"))
+                .header("x-api-key", CLIENT_KEY)
+                .header("x-test-events", "3")
+                .json(&messages_body(stream))
+                .send()
+                .await
+                .unwrap();
+            let version = response.version();
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap();
+            println!(
+                "tried: {version:?}, stream {stream}; observed: request-id {:?}, content-type {:?}, {} body bytes",
+                headers.get("request-id"),
+                headers.get("content-type"),
+                text.len()
+            );
+            let expected = match http2 {
+                true => reqwest::Version::HTTP_2,
+                false => reqwest::Version::HTTP_11,
+            };
+            assert_eq!(version, expected);
+            assert!(
+                headers.get("request-id").is_some(),
+                "the relay's request-id: {headers:?}"
+            );
+            assert!(headers.get("x-stand-in-account").is_some(), "{headers:?}");
+            let content_type = headers["content-type"].to_str().unwrap();
+            match stream {
+                true => {
+                    assert!(content_type.starts_with("text/event-stream"));
+                    assert!(text.contains("message_stop"), "{text}");
+                }
+                false => {
+                    assert_eq!(content_type, "application/json");
+                    assert!(serde_json::from_str::<Value>(&text).is_ok(), "{text}");
+                }
+            }
+            assert!(headers.get("keep-alive").is_none(), "{headers:?}");
+            assert_eq!(
+                headers.get_all("date").iter().count(),
+                1,
+                "one date: {headers:?}"
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::Response;
+use http::StatusCode;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 
@@ -19,14 +19,14 @@ use crate::accounts::{Account, now_ms};
 use crate::selection::{
     HeadVerdict, Outcome, classify_error, classify_head, classify_stream_error,
 };
-use crate::upstream::{RelayBody, RequestHead, SendError};
+use crate::upstream::{RelayBody, RelayHeaders, RelayResponse, RequestHead, SendError};
 
 /// An account's answer, judged, with what was read ahead of its body.
 pub struct Answer {
     /// Its body goes on from the connection; the connection goes back to
     /// the pool when the body has ended (an error answer's, read whole while
     /// judging, already has).
-    pub response: Response<RelayBody>,
+    pub response: RelayResponse,
     pub prefix: Bytes,
     pub outcome: Outcome,
 }
@@ -47,10 +47,11 @@ pub async fn attempt(
     ctx.metrics
         .upstream_latency
         .observe(sent.elapsed().as_secs_f64());
-    let (head, mut body) = response.into_parts();
-    let (outcome, prefix) = judge(ctx, &head, &mut body).await?;
+    let mut response = response;
+    let (outcome, prefix) =
+        judge(ctx, response.status, &response.headers, &mut response.body).await?;
     Ok(Answer {
-        response: Response::from_parts(head, body),
+        response,
         prefix,
         outcome,
     })
@@ -84,7 +85,7 @@ async fn send(
     ctx: &Forwarding<'_>,
     head: RequestHead,
     body: &Bytes,
-) -> Result<Response<RelayBody>, ForwardError> {
+) -> Result<RelayResponse, ForwardError> {
     let timeout = ctx.settings.proxy_timeout;
     match tokio::time::timeout(timeout, ctx.client.send(head, body)).await {
         Ok(Ok(answer)) => Ok(answer),
@@ -99,12 +100,13 @@ async fn send(
 /// before anything could be judged: the backend's failure, not the account's.
 async fn judge(
     ctx: &Forwarding<'_>,
-    head: &http::response::Parts,
+    status: StatusCode,
+    headers: &RelayHeaders,
     body: &mut RelayBody,
 ) -> Result<(Outcome, Bytes), ForwardError> {
     let cooldowns = &ctx.settings.cooldowns;
     let timeout = ctx.settings.proxy_timeout;
-    match classify_head(head.status) {
+    match classify_head(status) {
         HeadVerdict::ClientError => Ok((Outcome::ClientError, Bytes::new())),
         HeadVerdict::NeedsBody => {
             let prefix = read_ahead::read_error_body(body, timeout)
@@ -120,14 +122,14 @@ async fn judge(
                 FirstEvent::Error { data } => Bytes::from(data),
                 _ => prefix.clone(),
             };
-            let outcome = classify_error(head.status, &head.headers, &json, cooldowns, now_ms());
+            let outcome = classify_error(status, headers, &json, cooldowns, now_ms());
             Ok((outcome, prefix))
         }
-        HeadVerdict::Success if read_ahead::is_event_stream(&head.headers) => {
+        HeadVerdict::Success if read_ahead::is_event_stream(headers) => {
             match read_ahead::read_first_event(body, timeout).await {
                 ReadAhead::Commit { prefix } => Ok((Outcome::Success, prefix)),
                 ReadAhead::Error { data, prefix } => {
-                    let outcome = classify_stream_error(&head.headers, &data, cooldowns, now_ms());
+                    let outcome = classify_stream_error(headers, &data, cooldowns, now_ms());
                     Ok((outcome, prefix))
                 }
                 ReadAhead::Failed(error) => Err(ForwardError::BrokenBeforeVerdict(format!(

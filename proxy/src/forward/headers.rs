@@ -6,7 +6,10 @@
 
 use http::header::{self, GetAll, HeaderMap, HeaderName, HeaderValue};
 
+use smallvec::SmallVec;
+
 use super::peer::Peer;
+use crate::upstream::RelayHeaders;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only.
 /// Indexed by [`hop_by_hop_index`].
@@ -176,6 +179,45 @@ fn extended_forwarded_for(existing: &HeaderValue, peer: &Peer) -> Option<HeaderV
         Ok(existing) => HeaderValue::try_from(format!("{existing}, {}", peer.ip())).ok(),
         Err(_) => peer.forwarded_for().cloned(),
     }
+}
+
+/// The relay's header lines that go back to the client: those that
+/// [`rewrite_response_headers`] keeps, in order, as the relay sent them.
+/// Over HTTP/1 they are written out so, never made into a map.
+pub fn relay_response_lines(headers: &RelayHeaders) -> impl Iterator<Item = (&[u8], &[u8])> {
+    // One scan for what decides the others; most answers have neither.
+    let mut connection: SmallVec<[&str; 2]> = SmallVec::new();
+    let mut transfer_encoding = false;
+    for (name, value) in headers.iter() {
+        match hop_by_hop_position(name) {
+            Some(CONNECTION_AT) => connection.extend(std::str::from_utf8(value).ok()),
+            Some(TRANSFER_ENCODING_AT) => transfer_encoding = true,
+            _ => {}
+        }
+    }
+    headers.iter().filter(move |(name, _)| {
+        hop_by_hop_position(name).is_none()
+            && !(transfer_encoding && name.eq_ignore_ascii_case(b"content-length"))
+            && !connection
+                .iter()
+                .flat_map(|v| v.split(','))
+                .any(|token| token.trim().as_bytes().eq_ignore_ascii_case(name))
+    })
+}
+
+/// The relay's headers for an HTTP/2 client, whose answer hyper writes from
+/// a map.
+pub fn relay_response_map(headers: &RelayHeaders) -> HeaderMap {
+    let mut map = headers.to_header_map();
+    rewrite_response_headers(&mut map);
+    map
+}
+
+/// Where a name as sent (any case) is in [`HOP_BY_HOP`].
+fn hop_by_hop_position(name: &[u8]) -> Option<usize> {
+    HOP_BY_HOP
+        .iter()
+        .position(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Response headers back to the client: hop-by-hop removed, the rest as is.
@@ -436,6 +478,76 @@ mod tests {
         let mut h = map(&[("content-length", "42")]);
         rewrite_response_headers(&mut h);
         assert_eq!(h["content-length"], "42");
+    }
+
+    /// The relay's lines for `pairs`, as the relay client parses them.
+    fn relay(pairs: &[(&str, &str)]) -> RelayHeaders {
+        use crate::upstream::codec::{Parsed, parse_response_head};
+        let lines: String = pairs.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+        let head = format!("HTTP/1.1 200 OK\r\n{lines}\r\n");
+        match parse_response_head(
+            &mut bytes::BytesMut::from(head.as_str()),
+            &http::Method::GET,
+        ) {
+            Ok(Parsed::Final(head)) => head.headers,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn relay_lines_are_what_the_rewritten_map_keeps() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[
+                ("Connection", "close, X-Node-Only"),
+                ("Keep-Alive", "timeout=5"),
+                ("x-node-only", "1"),
+                ("Transfer-Encoding", "chunked"),
+                ("Content-Length", "42"),
+                ("Content-Type", "text/event-stream"),
+                ("anthropic-ratelimit-unified-reset", "1800000000"),
+            ],
+            &[
+                ("content-type", "application/json"),
+                ("x-a", "1"),
+                ("X-A", "2"),
+            ],
+            &[
+                ("content-length", "42"),
+                ("Proxy-Connection", "keep-alive"),
+                ("te", "trailers"),
+            ],
+            &[
+                ("connection", "x-gone"),
+                ("connection", "y-gone"),
+                ("X-Gone", "1"),
+                ("y-gone", "2"),
+                ("z", "3"),
+            ],
+            &[],
+        ];
+        for pairs in cases {
+            let relay = relay(pairs);
+            let lines: Vec<(String, Vec<u8>)> = relay_response_lines(&relay)
+                .map(|(n, v)| (String::from_utf8_lossy(n).to_ascii_lowercase(), v.to_vec()))
+                .collect();
+            let map: Vec<(String, Vec<u8>)> = relay_response_map(&relay)
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect();
+            let mut sorted = lines.clone();
+            sorted.sort();
+            let mut map_sorted = map.clone();
+            map_sorted.sort();
+            assert_eq!(sorted, map_sorted, "{pairs:?}");
+        }
+        let kept: Vec<_> = relay_response_lines(&relay(cases[1]))
+            .map(|(n, _)| n.to_vec())
+            .collect();
+        assert_eq!(
+            kept,
+            [&b"content-type"[..], b"x-a", b"X-A"],
+            "order and case as sent"
+        );
     }
 
     /// The rewriting as it was before the single pass (a `remove` per name),

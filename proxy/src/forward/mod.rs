@@ -33,6 +33,7 @@ use crate::selection::outcome::retry_after;
 use crate::selection::retry::{jitter, retry_delay};
 use crate::selection::{FailureKind, Outcome, RelayFailure, Selection};
 use crate::sessions::session_id;
+use crate::upstream::RelayResponse;
 use crate::usage::{UsageTap, model_family, request_model};
 use attempt::{Answer, attempt};
 use request_body::read_body;
@@ -138,7 +139,7 @@ fn next_step(
         Outcome::RelayFailure(failure) => {
             tracing::warn!(
                 account = account.short_id(),
-                status = answer.response.status().as_u16(),
+                status = answer.response.status.as_u16(),
                 outcome = failure.as_str(),
                 "the relay answered on its own; no account is blamed"
             );
@@ -146,7 +147,7 @@ fn next_step(
             None
         }
         Outcome::AccountFailure { kind, cooldown } => {
-            record.status = answer.response.status().as_u16();
+            record.status = answer.response.status.as_u16();
             let failed = Failed::new(account, kind, cooldown, record.attempts - 1);
             after_account_failure(ctx, answer, failed)
         }
@@ -189,7 +190,7 @@ fn after_account_failure(
     ctx.cool_down(&account.id, kind, cooldown);
     tracing::warn!(
         account = account.short_id(),
-        status = answer.response.status().as_u16(),
+        status = answer.response.status.as_u16(),
         reason = kind.as_str(),
         cooldown_s = cooldown.as_secs(),
         "account failed; cooling down"
@@ -197,7 +198,7 @@ fn after_account_failure(
     if attempt >= ctx.settings.retry_attempts {
         return None;
     }
-    let asked = retry_after(answer.response.headers(), now_ms());
+    let asked = retry_after(&answer.response.headers, now_ms());
     let wait = retry_delay(kind, asked, attempt, jitter())?;
     ctx.metrics.record_retry(kind);
     Some(wait)
@@ -232,20 +233,32 @@ fn no_account(
 }
 
 /// Commits the response to the client and streams its body as it arrives.
+/// The relay's header lines go with the body, for the server to write as
+/// its protocol needs ([`ProxyBody::take_relay_headers`]).
 fn stream_back(
     ctx: &Forwarding<'_>,
     answer: Answer,
     mut record: RequestRecord,
 ) -> Response<ProxyBody> {
-    let (mut parts, body) = answer.response.into_parts();
-    record.status = parts.status.as_u16();
-    if parts.status.is_success() {
-        record.usage = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| UsageTap::for_content_type(v.as_bytes()));
+    let RelayResponse {
+        status,
+        headers,
+        body,
+    } = answer.response;
+    record.status = status.as_u16();
+    if status.is_success() {
+        record.usage = headers
+            .get("content-type")
+            .and_then(UsageTap::for_content_type);
     }
-    headers::rewrite_response_headers(&mut parts.headers);
-    let body = UpstreamBody::new(body, answer.prefix, ctx.settings.proxy_timeout, record);
-    Response::from_parts(parts, ProxyBody::upstream(body))
+    let body = UpstreamBody::new(
+        body,
+        headers,
+        answer.prefix,
+        ctx.settings.proxy_timeout,
+        record,
+    );
+    let mut response = Response::new(ProxyBody::upstream(body));
+    *response.status_mut() = status;
+    response
 }

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 
 use super::first_event::{FirstEvent, first_event};
+use crate::selection::AnswerHeaders;
 use crate::upstream::{RelayBody, RelayBodyError};
 
 /// At most this much is held back; a first event this large is forwarded.
@@ -132,10 +133,9 @@ pub async fn read_error_body(
 }
 
 /// Whether a response head announces an SSE stream.
-pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
+pub fn is_event_stream(headers: &impl AnswerHeaders) -> bool {
     headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+        .text("content-type")
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
 }
 

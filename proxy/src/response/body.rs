@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::record::RequestRecord;
 use crate::metrics::RequestOutcome;
-use crate::upstream::{RelayBody, RelayBodyError};
+use crate::upstream::{RelayBody, RelayBodyError, RelayHeaders};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -44,6 +44,17 @@ impl ProxyBody {
     pub fn upstream(body: UpstreamBody) -> Self {
         Self::Upstream {
             body: Box::pin(body),
+        }
+    }
+
+    /// The relay's header lines, for the answer's head (hop-by-hop ones
+    /// still there: see [`crate::forward::headers::relay_response_lines`]).
+    /// `None` for the proxy's own answers, whose headers are all in the
+    /// response, and once taken.
+    pub fn take_relay_headers(&mut self) -> Option<RelayHeaders> {
+        match self {
+            Self::Full { .. } => None,
+            Self::Upstream { body } => body.as_mut().project().relay_headers.take(),
         }
     }
 }
@@ -126,6 +137,9 @@ pin_project! {
         last_frame: Instant,
         // Bytes read ahead (the first SSE event), sent before the rest.
         prefix: Option<Bytes>,
+        // The relay's header lines, until the server takes them to write
+        // the answer's head.
+        relay_headers: Option<RelayHeaders>,
         guard: RecordGuard,
     }
 }
@@ -133,6 +147,7 @@ pin_project! {
 impl UpstreamBody {
     pub fn new(
         inner: RelayBody,
+        relay_headers: RelayHeaders,
         prefix: Bytes,
         idle_timeout: Duration,
         record: RequestRecord,
@@ -144,6 +159,7 @@ impl UpstreamBody {
             idle_timeout,
             last_frame: Instant::now(),
             prefix: (!prefix.is_empty()).then_some(prefix),
+            relay_headers: Some(relay_headers),
             guard: RecordGuard {
                 record: Some(record),
             },

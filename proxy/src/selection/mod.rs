@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::accounts::Account;
 pub use choose::{Cooldown, Selection, SelectionState, choose};
 pub use outcome::{
-    FailureKind, HeadVerdict, Outcome, RelayFailure, classify_error, classify_head,
+    AnswerHeaders, FailureKind, HeadVerdict, Outcome, RelayFailure, classify_error, classify_head,
     classify_stream_error,
 };
 

@@ -8,6 +8,42 @@ use http::{HeaderMap, StatusCode};
 
 use super::error_shape::{AccountRefusal, ErrorShape, error_shape};
 use crate::config::CooldownDefaults;
+use crate::upstream::RelayHeaders;
+
+/// What is read of an answer's headers: the relay's lines as it sent them,
+/// or a map.
+pub trait AnswerHeaders {
+    /// The first value of `name` (given in lowercase), when it is text.
+    fn text(&self, name: &str) -> Option<&str>;
+    /// Each header whose value is text: its name (in any case), its value.
+    fn texts(&self) -> impl Iterator<Item = (&str, &str)>;
+}
+
+impl AnswerHeaders for HeaderMap {
+    fn text(&self, name: &str) -> Option<&str> {
+        self.get(name)?.to_str().ok()
+    }
+
+    fn texts(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+    }
+}
+
+impl AnswerHeaders for RelayHeaders {
+    fn text(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(self.get(name)?).ok()
+    }
+
+    fn texts(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().filter_map(|(name, value)| {
+            Some((
+                std::str::from_utf8(name).ok()?,
+                std::str::from_utf8(value).ok()?,
+            ))
+        })
+    }
+}
 
 /// Why an account is cooled down. Also the metric and log label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,7 +175,7 @@ pub fn classify_head(status: StatusCode) -> HeadVerdict {
 /// body. `now_ms` is the wall clock, for reset headers.
 pub fn classify_error(
     status: StatusCode,
-    headers: &HeaderMap,
+    headers: &impl AnswerHeaders,
     body: &[u8],
     defaults: &CooldownDefaults,
     now_ms: i64,
@@ -161,7 +197,7 @@ pub fn classify_error(
 /// Classifies the data of a stream's first event when it is an `error`:
 /// Anthropic's own event, or the relay's wrapper naming Anthropic's status.
 pub fn classify_stream_error(
-    headers: &HeaderMap,
+    headers: &impl AnswerHeaders,
     data: &[u8],
     defaults: &CooldownDefaults,
     now_ms: i64,
@@ -185,7 +221,7 @@ enum Verdict {
 impl Verdict {
     fn into_outcome(
         self,
-        headers: &HeaderMap,
+        headers: &impl AnswerHeaders,
         defaults: &CooldownDefaults,
         now_ms: i64,
     ) -> Outcome {
@@ -230,7 +266,7 @@ fn anthropic_failure(status: Option<u16>, error_type: Option<&str>) -> Verdict {
 /// names one, else for the configured default.
 pub fn account_failure(
     kind: FailureKind,
-    headers: &HeaderMap,
+    headers: &impl AnswerHeaders,
     defaults: &CooldownDefaults,
     now_ms: i64,
 ) -> Outcome {
@@ -249,13 +285,8 @@ const MAX_HEADER_COOLDOWN: Duration = Duration::from_secs(8 * 86400);
 /// `anthropic-ratelimit-unified-reset` (epoch seconds), else `retry-after`
 /// (seconds or an HTTP date), else the latest `anthropic-ratelimit-*-reset`
 /// (RFC 3339). A reset time already past gives zero.
-pub fn reset_from_headers(headers: &HeaderMap, now_ms: i64) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+pub fn reset_from_headers(headers: &impl AnswerHeaders, now_ms: i64) -> Option<Duration> {
+    let text = |name: &str| headers.text(name).map(str::trim);
     let until_ms = |at_ms: i64| Duration::from_millis(at_ms.saturating_sub(now_ms).max(0) as u64);
 
     let cooldown = if let Some(epoch) = text("anthropic-ratelimit-unified-reset")
@@ -267,12 +298,9 @@ pub fn reset_from_headers(headers: &HeaderMap, now_ms: i64) -> Option<Duration> 
         retry_after
     } else {
         headers
-            .iter()
-            .filter(|(name, _)| {
-                let name = name.as_str();
-                name.starts_with("anthropic-ratelimit-") && name.ends_with("-reset")
-            })
-            .filter_map(|(_, value)| value.to_str().ok()?.trim().parse::<jiff::Timestamp>().ok())
+            .texts()
+            .filter(|(name, _)| is_reset_header(name))
+            .filter_map(|(_, value)| value.trim().parse::<jiff::Timestamp>().ok())
             .map(|at| until_ms(at.as_millisecond()))
             .max()?
     };
@@ -280,9 +308,19 @@ pub fn reset_from_headers(headers: &HeaderMap, now_ms: i64) -> Option<Duration> 
 }
 
 /// The answer's `retry-after` (seconds or an HTTP date), capped like a reset.
-pub fn retry_after(headers: &HeaderMap, now_ms: i64) -> Option<Duration> {
-    let text = headers.get("retry-after")?.to_str().ok()?.trim();
+pub fn retry_after(headers: &impl AnswerHeaders, now_ms: i64) -> Option<Duration> {
+    let text = headers.text("retry-after")?.trim();
     parse_retry_after(now_ms)(text).map(|d| d.min(MAX_HEADER_COOLDOWN))
+}
+
+/// `anthropic-ratelimit-*-reset`, in any case.
+fn is_reset_header(name: &str) -> bool {
+    const PREFIX: &str = "anthropic-ratelimit-";
+    const SUFFIX: &str = "-reset";
+    let name = name.as_bytes();
+    name.len() >= PREFIX.len()
+        && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX.as_bytes())
+        && name[name.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX.as_bytes())
 }
 
 fn parse_retry_after(now_ms: i64) -> impl Fn(&str) -> Option<Duration> {

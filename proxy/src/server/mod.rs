@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use self::drain::{Drain, Entry};
 use self::idle::{Activity, close_when_idle};
+use crate::forward::headers::relay_response_map;
 use crate::forward::{ClientBody, Peer};
 use crate::routes::handle;
 use crate::state::App;
@@ -195,7 +196,12 @@ async fn serve_http2(
         // Boxed: hyper keeps one slot the size of this future per stream.
         Box::pin(async move {
             let request = request.map(ClientBody::Incoming);
-            Ok::<_, std::convert::Infallible>(handle(app, request, Some(&peer)).await)
+            let mut response = handle(app, request, Some(&peer)).await;
+            // hyper writes the answer's head from its map.
+            if let Some(relay) = response.body_mut().take_relay_headers() {
+                response.headers_mut().extend(relay_response_map(&relay));
+            }
+            Ok::<_, std::convert::Infallible>(response)
         })
     });
     let io = TokioIo::new(stream);

@@ -9,11 +9,10 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
-use crate::header_names::header_name;
+use super::relay_headers::{Line, RelayHeaders};
 
 /// An answer head larger than this is refused (hyper's client default too).
 /// Offsets in a head fit in 16 bits ([`Place`]).
@@ -120,7 +119,7 @@ pub enum Framing {
 #[derive(Debug)]
 pub struct ResponseHead {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    pub headers: RelayHeaders,
     pub framing: Framing,
     /// The connection may take another request once this body has ended.
     pub reusable: bool,
@@ -163,13 +162,15 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     }
     let http11 = response.version == Some(1);
     // Where each name and value sits in the buffer, so that the head can be
-    // split off and shared before the values are made from it.
+    // split off and shared, and the lines read from it, without a copy.
     let base = buffer.as_ptr() as usize;
-    let mut places: SmallVec<[Place; 16]> = SmallVec::new();
+    let mut lines: SmallVec<[Line; 12]> = SmallVec::new();
+    let mut framing = FramingHeaders::default();
     for h in response.headers.iter() {
+        framing.note(h.name.as_bytes(), h.value)?;
         // Within a head of at most 64 KiB: offsets fit in 16 bits.
         let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u16;
-        places.push(Place {
+        lines.push(Line {
             name: offset(h.name.as_bytes()),
             name_len: h.name.len() as u16,
             value: offset(h.value),
@@ -180,16 +181,7 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     if status.is_informational() {
         return Ok(Parsed::Interim);
     }
-    let mut headers = HeaderMap::with_capacity(places.len());
-    let mut framing = FramingHeaders::default();
-    for place in &places {
-        let (name, value) = place.ranges();
-        let name = header_name(&head[name]).map_err(|_| CodecError::MalformedHead)?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value))
-            .map_err(|_| CodecError::MalformedHead)?;
-        framing.note(&name, &value)?;
-        headers.append(name, value);
-    }
+    let headers = RelayHeaders::new(head, lines);
     let (framing, mut reusable) = framing.framing(status, method);
     reusable &= http11;
     Ok(Parsed::Final(ResponseHead {
@@ -198,24 +190,6 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
         framing,
         reusable,
     }))
-}
-
-/// Where a header line's name and value are in the head.
-struct Place {
-    name: u16,
-    name_len: u16,
-    value: u16,
-    value_len: u16,
-}
-
-impl Place {
-    fn ranges(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-        let (name, value) = (usize::from(self.name), usize::from(self.value));
-        (
-            name..name + usize::from(self.name_len),
-            value..value + usize::from(self.value_len),
-        )
-    }
 }
 
 /// What the headers say of the body's framing and of the connection, noted
@@ -230,25 +204,20 @@ struct FramingHeaders {
 }
 
 impl FramingHeaders {
-    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), CodecError> {
-        if *name == header::CONTENT_LENGTH {
-            for part in value.as_bytes().split(|b| *b == b',') {
+    fn note(&mut self, name: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for part in value.split(|b| *b == b',') {
                 let n = content_length(part.trim_ascii())?;
                 if self.length.is_some_and(|seen| seen != n) {
                     return Err(CodecError::InvalidLength);
                 }
                 self.length = Some(n);
             }
-        } else if *name == header::TRANSFER_ENCODING {
-            let last = value
-                .as_bytes()
-                .rsplit(|b| *b == b',')
-                .next()
-                .unwrap_or_default();
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = value.rsplit(|b| *b == b',').next().unwrap_or_default();
             self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if *name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             self.close |= value
-                .as_bytes()
                 .split(|b| *b == b',')
                 .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
@@ -534,8 +503,9 @@ mod tests {
             panic!("not parsed");
         };
         assert_eq!(head.status, StatusCode::OK);
-        assert_eq!(head.headers["content-type"], "application/json");
-        let all: Vec<_> = head.headers.get_all("x-a").iter().collect();
+        let headers = head.headers.to_header_map();
+        assert_eq!(headers["content-type"], "application/json");
+        let all: Vec<_> = headers.get_all("x-a").iter().collect();
         assert_eq!(all, ["1", "2"]);
         assert_eq!(head.framing, Framing::Length(2));
         assert!(head.reusable);

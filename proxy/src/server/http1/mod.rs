@@ -306,10 +306,17 @@ impl Client {
         response: Response<ProxyBody>,
         exchange: Exchange,
     ) -> io::Result<bool> {
-        let (parts, body) = response.into_parts();
+        let (parts, mut body) = response.into_parts();
+        let relay = body.take_relay_headers();
         self.out.clear();
-        let plan = encode_head(&mut self.out, &parts, &body.size_hint(), exchange);
-        drop(parts);
+        let plan = encode_head(
+            &mut self.out,
+            &parts,
+            relay.as_ref(),
+            &body.size_hint(),
+            exchange,
+        );
+        drop((parts, relay));
         let complete = match plan.framing {
             BodyFraming::Nothing => {
                 drop(body);

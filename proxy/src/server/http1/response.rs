@@ -9,6 +9,9 @@ use http::header::{self, HeaderValue};
 use http::response::Parts;
 use http_body::SizeHint;
 
+use crate::forward::headers::relay_response_lines;
+use crate::upstream::RelayHeaders;
+
 /// How a response's body follows its head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -42,7 +45,13 @@ pub struct Plan {
 /// framing, `date` and `connection` headers the exchange needs. The
 /// handler's own `transfer-encoding` and `connection` headers are replaced;
 /// its `connection: close` is kept as a wish to close.
-pub fn encode_head(out: &mut Vec<u8>, parts: &Parts, body: &SizeHint, exchange: Exchange) -> Plan {
+pub fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &Parts,
+    relay: Option<&RelayHeaders>,
+    body: &SizeHint,
+    exchange: Exchange,
+) -> Plan {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(parts.status.as_str().as_bytes());
     out.push(b' ');
@@ -67,6 +76,15 @@ pub fn encode_head(out: &mut Vec<u8>, parts: &Parts, body: &SizeHint, exchange: 
         }
         dated |= *name == header::DATE;
         header_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    // The relay's lines as it sent them (hop-by-hop ones left out); names
+    // in any case.
+    for (name, value) in relay.into_iter().flat_map(relay_response_lines) {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+        }
+        dated |= name.eq_ignore_ascii_case(b"date");
+        header_line(out, name, value);
     }
 
     let status = parts.status;
@@ -204,7 +222,7 @@ mod tests {
     fn head_of(response: Response<impl Body>, exchange: Exchange) -> (String, Plan) {
         let (parts, body) = response.into_parts();
         let mut out = Vec::new();
-        let plan = encode_head(&mut out, &parts, &body.size_hint(), exchange);
+        let plan = encode_head(&mut out, &parts, None, &body.size_hint(), exchange);
         let text = String::from_utf8(out).unwrap();
         // The date changes; its presence is checked, its value is not.
         let text = text
@@ -325,7 +343,7 @@ mod tests {
     fn every_head_is_dated_once() {
         let (parts, body) = Response::new(Full::new(Bytes::new())).into_parts();
         let mut out = Vec::new();
-        encode_head(&mut out, &parts, &body.size_hint(), KEEP);
+        encode_head(&mut out, &parts, None, &body.size_hint(), KEEP);
         let text = String::from_utf8(out).unwrap();
         let date = text.lines().find_map(|l| l.strip_prefix("date: ")).unwrap();
         assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
