@@ -185,23 +185,29 @@ fn extended_forwarded_for(existing: &HeaderValue, peer: &Peer) -> Option<HeaderV
 /// [`rewrite_response_headers`] keeps, in order, as the relay sent them.
 /// Over HTTP/1 they are written out so, never made into a map.
 pub fn relay_response_lines(headers: &RelayHeaders) -> impl Iterator<Item = (&[u8], &[u8])> {
-    // One scan for what decides the others; most answers have neither.
+    // Most answers have neither: then a line goes unless it is hop-by-hop.
+    let stale_length = headers.has_transfer_encoding();
     let mut connection: SmallVec<[&str; 2]> = SmallVec::new();
-    let mut transfer_encoding = false;
-    for (name, value) in headers.iter() {
-        match hop_by_hop_position(name) {
-            Some(CONNECTION_AT) => connection.extend(std::str::from_utf8(value).ok()),
-            Some(TRANSFER_ENCODING_AT) => transfer_encoding = true,
-            _ => {}
+    if headers.has_connection() {
+        for (name, value) in headers.iter() {
+            if hop_by_hop_position(name) == Some(CONNECTION_AT) {
+                connection.extend(std::str::from_utf8(value).ok());
+            }
         }
     }
     headers.iter().filter(move |(name, _)| {
         hop_by_hop_position(name).is_none()
-            && !(transfer_encoding && name.eq_ignore_ascii_case(b"content-length"))
-            && !connection
-                .iter()
-                .flat_map(|v| v.split(','))
-                .any(|token| token.trim().as_bytes().eq_ignore_ascii_case(name))
+            && !(stale_length && name.eq_ignore_ascii_case(b"content-length"))
+            && (connection.is_empty() || !named_in(&connection, name))
+    })
+}
+
+/// Whether `Connection` values name `name`, as [`named_by`] says.
+fn named_in(connection: &[&str], name: &[u8]) -> bool {
+    connection.iter().any(|value| {
+        value
+            .split(',')
+            .any(|token| token.trim().as_bytes().eq_ignore_ascii_case(name))
     })
 }
 

@@ -247,9 +247,7 @@ fn stream_back(
     } = answer.response;
     record.status = status.as_u16();
     if status.is_success() {
-        record.usage = headers
-            .get("content-type")
-            .and_then(UsageTap::for_content_type);
+        record.usage = headers.content_type().and_then(UsageTap::for_content_type);
     }
     let body = UpstreamBody::new(
         body,

@@ -32,7 +32,12 @@ impl AnswerHeaders for HeaderMap {
 
 impl AnswerHeaders for RelayHeaders {
     fn text(&self, name: &str) -> Option<&str> {
-        std::str::from_utf8(self.get(name)?).ok()
+        let value = match name {
+            // Asked of every answer, and noted when the head was read.
+            "content-type" => self.content_type()?,
+            _ => self.get(name)?,
+        };
+        std::str::from_utf8(value).ok()
     }
 
     fn texts(&self) -> impl Iterator<Item = (&str, &str)> {

@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
-use super::relay_headers::{Line, RelayHeaders};
+use super::relay_headers::{Line, Noted, RelayHeaders};
 
 /// An answer head larger than this is refused (hyper's client default too).
 /// Offsets in a head fit in 16 bits ([`Place`]).
@@ -166,8 +166,10 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     let base = buffer.as_ptr() as usize;
     let mut lines: SmallVec<[Line; 12]> = SmallVec::new();
     let mut framing = FramingHeaders::default();
+    let mut noted = Noted::default();
     for h in response.headers.iter() {
         framing.note(h.name.as_bytes(), h.value)?;
+        noted.note(lines.len(), h.name.as_bytes());
         // Within a head of at most 64 KiB: offsets fit in 16 bits.
         let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u16;
         lines.push(Line {
@@ -181,7 +183,7 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     if status.is_informational() {
         return Ok(Parsed::Interim);
     }
-    let headers = RelayHeaders::new(head, lines);
+    let headers = RelayHeaders::new(head, lines, noted);
     let (framing, mut reusable) = framing.framing(status, method);
     reusable &= http11;
     Ok(Parsed::Final(ResponseHead {

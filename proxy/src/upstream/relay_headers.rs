@@ -20,6 +20,32 @@ use crate::header_names::header_name;
 pub struct RelayHeaders {
     head: Bytes,
     lines: SmallVec<[Line; 12]>,
+    noted: Noted,
+}
+
+/// What the parser noted of the lines as it read them, so that the usual
+/// questions need no scan.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Noted {
+    /// The first `content-type` line.
+    pub content_type: Option<u16>,
+    /// A `connection` line is there.
+    pub connection: bool,
+    /// A `transfer-encoding` line is there.
+    pub transfer_encoding: bool,
+}
+
+impl Noted {
+    /// Notes the line at `index`.
+    pub fn note(&mut self, index: usize, name: &[u8]) {
+        if name.eq_ignore_ascii_case(b"content-type") {
+            self.content_type = self.content_type.or(Some(index as u16));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            self.connection = true;
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encoding = true;
+        }
+    }
 }
 
 /// Where a header line's name and value are in the head.
@@ -44,9 +70,27 @@ impl Line {
 }
 
 impl RelayHeaders {
-    /// `lines` index into `head`.
-    pub(super) fn new(head: Bytes, lines: SmallVec<[Line; 12]>) -> Self {
-        Self { head, lines }
+    /// `lines` index into `head`; `noted` is what [`Noted::note`] made of
+    /// them.
+    pub(super) fn new(head: Bytes, lines: SmallVec<[Line; 12]>, noted: Noted) -> Self {
+        Self { head, lines, noted }
+    }
+
+    /// The first `content-type` value.
+    pub fn content_type(&self) -> Option<&[u8]> {
+        let line = self.lines.get(usize::from(self.noted.content_type?))?;
+        Some(&self.head[line.value_range()])
+    }
+
+    /// Whether a `connection` line is there (it may name others to drop).
+    pub fn has_connection(&self) -> bool {
+        self.noted.connection
+    }
+
+    /// Whether a `transfer-encoding` line is there (a length beside it is
+    /// stale).
+    pub fn has_transfer_encoding(&self) -> bool {
+        self.noted.transfer_encoding
     }
 
     /// Each header line, in order: its name as sent, its value.
@@ -86,9 +130,11 @@ mod tests {
     fn headers(text: &str) -> RelayHeaders {
         let head = Bytes::from(text.to_owned());
         let mut lines = SmallVec::new();
+        let mut noted = Noted::default();
         let mut at = 0;
         for line in text.split_inclusive("\r\n") {
             let (name, value) = line.trim_end().split_once(": ").unwrap();
+            noted.note(lines.len(), name.as_bytes());
             lines.push(Line {
                 name: at as u16,
                 name_len: name.len() as u16,
@@ -97,7 +143,7 @@ mod tests {
             });
             at += line.len();
         }
-        RelayHeaders::new(head, lines)
+        RelayHeaders::new(head, lines, noted)
     }
 
     #[test]
@@ -106,6 +152,11 @@ mod tests {
         assert_eq!(h.get("content-type"), Some(&b"text/event-stream"[..]));
         assert_eq!(h.get("x-a"), Some(&b"1"[..]));
         assert_eq!(h.get("x-b"), None);
+        assert_eq!(h.content_type(), Some(&b"text/event-stream"[..]));
+        assert!(!h.has_connection() && !h.has_transfer_encoding());
+        let framed = headers("x: 1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n");
+        assert!(framed.has_connection() && framed.has_transfer_encoding());
+        assert_eq!(framed.content_type(), None);
         let all: Vec<_> = h.iter().collect();
         assert_eq!(all[2], (&b"X-A"[..], &b"2"[..]));
     }

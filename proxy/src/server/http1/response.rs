@@ -79,12 +79,14 @@ pub fn encode_head(
     }
     // The relay's lines as it sent them (hop-by-hop ones left out); names
     // in any case.
-    for (name, value) in relay.into_iter().flat_map(relay_response_lines) {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+    if let Some(relay) = relay {
+        for (name, value) in relay_response_lines(relay) {
+            if name.eq_ignore_ascii_case(b"content-length") {
+                length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            }
+            dated |= name.eq_ignore_ascii_case(b"date");
+            header_line(out, name, value);
         }
-        dated |= name.eq_ignore_ascii_case(b"date");
-        header_line(out, name, value);
     }
 
     let status = parts.status;
