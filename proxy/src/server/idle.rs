@@ -10,7 +10,7 @@
 //! its request is in flight until its response body is dropped.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
@@ -52,15 +52,16 @@ impl Drop for InFlight {
     }
 }
 
-/// Serves `connection` until it ends (`Some` of its output), or closes it
-/// (`None`: dropped) at the end of a `period` in which no request started
-/// and none was in flight.
+/// Serves `connection` until it ends (`Some` of its output), or stops (`None`:
+/// the caller drops it, which closes it) at the end of a `period` in which
+/// no request started and none was in flight. Pinned by the caller: a
+/// connection's future is its task's largest part, and taken by value it
+/// would be stored twice.
 pub async fn close_when_idle<F: Future>(
-    connection: F,
+    mut connection: Pin<&mut F>,
     activity: &Activity,
     period: Duration,
 ) -> Option<F::Output> {
-    let mut connection = pin!(connection);
     let mut tick = pin!(tokio::time::sleep(period));
     let mut started_before = activity.started();
     std::future::poll_fn(|cx| {
@@ -98,7 +99,10 @@ mod tests {
     async fn a_connection_with_no_request_is_closed_after_one_period() {
         let activity = Arc::new(Activity::default());
         let start = Instant::now();
-        assert_eq!(close_when_idle(forever(), &activity, PERIOD).await, None);
+        assert_eq!(
+            close_when_idle(pin!(forever()), &activity, PERIOD).await,
+            None
+        );
         assert_eq!(start.elapsed(), PERIOD);
     }
 
@@ -106,7 +110,8 @@ mod tests {
     async fn a_request_in_flight_keeps_its_connection_open() {
         let activity = Arc::new(Activity::default());
         let in_flight = activity.start();
-        let watched = close_when_idle(forever(), &activity, PERIOD);
+        let connection = pin!(forever());
+        let watched = close_when_idle(connection, &activity, PERIOD);
         let outcome = tokio::time::timeout(PERIOD * 10, watched).await;
         assert!(outcome.is_err(), "closed while a request was in flight");
         drop(in_flight);
@@ -125,7 +130,10 @@ mod tests {
                 std::future::pending::<()>().await;
             }
         };
-        assert_eq!(close_when_idle(requests, &activity, PERIOD).await, None);
+        assert_eq!(
+            close_when_idle(pin!(requests), &activity, PERIOD).await,
+            None
+        );
         assert_eq!(start.elapsed(), PERIOD * 2);
     }
 
@@ -133,7 +141,7 @@ mod tests {
     async fn a_connection_that_ends_gives_its_output() {
         let activity = Arc::new(Activity::default());
         assert_eq!(
-            close_when_idle(async { 7 }, &activity, PERIOD).await,
+            close_when_idle(pin!(async { 7 }), &activity, PERIOD).await,
             Some(7)
         );
     }

@@ -8,6 +8,7 @@ mod idle;
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,7 +175,7 @@ async fn serve_http1(
     peer: Peer,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let activity = Arc::new(Activity::default());
-    let connection = entry.watch(http1::serve(app, stream, peer, Arc::clone(&activity)));
+    let connection = pin!(entry.watch(http1::serve(app, stream, peer, Arc::clone(&activity))));
     match close_when_idle(connection, &activity, builders.client_idle_timeout).await {
         Some(served) => Ok(served?),
         None => {
