@@ -84,15 +84,15 @@ impl RequestHead {
         let bodiless = matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if body_len > 0 || !bodiless {
             let mut digits = [0; 20];
-            self.raw_header("content-length", format_usize(body_len, &mut digits));
+            self.raw_header("content-length", decimal(body_len as u64, &mut digits));
         }
         self.bytes.extend_from_slice(b"\r\n");
         (self.method, self.bytes)
     }
 }
 
-/// `n` in decimal, written at the end of `buffer`.
-fn format_usize(mut n: usize, buffer: &mut [u8; 20]) -> &[u8] {
+/// `n` in decimal, written at the end of `buffer` (for lengths in heads).
+pub fn decimal(mut n: u64, buffer: &mut [u8; 20]) -> &[u8] {
     let mut at = buffer.len();
     loop {
         at -= 1;
@@ -491,8 +491,8 @@ mod tests {
         assert_eq!(out, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
         let mut digits = [0; 20];
         assert_eq!(
-            format_usize(usize::MAX, &mut digits),
-            usize::MAX.to_string().as_bytes()
+            decimal(u64::MAX, &mut digits),
+            u64::MAX.to_string().as_bytes()
         );
     }
 

@@ -11,6 +11,7 @@ use http_body::SizeHint;
 
 use crate::forward::headers::relay_response_lines;
 use crate::upstream::RelayHeaders;
+use crate::upstream::codec::decimal;
 
 /// How a response's body follows its head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,7 @@ pub fn encode_head(
         body_unless_head(exchange, BodyFraming::Length(n))
     } else if let Some(n) = body.exact() {
         if !(exchange.head_request && n == 0) {
-            header_line(out, b"content-length", itoa(n, &mut [0; 20]));
+            header_line(out, b"content-length", decimal(n, &mut [0; 20]));
         }
         body_unless_head(exchange, BodyFraming::Length(n))
     } else if exchange.head_request {
@@ -148,8 +149,8 @@ fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends one chunk of a chunked body: its size in hex, the data, CRLF.
-/// Empty data writes nothing: a zero-size chunk would end the body.
+/// Appends the size line of a chunk of `len` bytes (not 0: a zero-size
+/// chunk ends the body); the data and [`CHUNK_END`] follow it.
 pub fn encode_chunk_start(out: &mut Vec<u8>, len: usize) {
     let mut digits = [0u8; 16];
     let mut at = digits.len();
@@ -172,19 +173,6 @@ pub const CHUNK_END: &[u8] = b"\r\n";
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// The interim answer to `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
-/// `n` in decimal, written into the end of `buffer`.
-fn itoa(mut n: u64, buffer: &mut [u8; 20]) -> &[u8] {
-    let mut at = buffer.len();
-    loop {
-        at -= 1;
-        buffer[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buffer[at..];
-        }
-    }
-}
 
 thread_local! {
     /// The `date` value, formatted once per second per thread (as hyper does).
