@@ -921,3 +921,52 @@ async fn the_relays_headers_reach_http1_and_http2_clients_without_hop_by_hop_one
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_is_read_only_for_a_proxied_route_and_a_valid_key() {
+    let stack = stack_with_auth(&[]).await;
+    let port = stack.proxy.port();
+    let cases = [
+        (
+            "a wrong key",
+            "x-api-key: cr_wrong_key_00000000001\r\n",
+            "/v1/messages",
+            401,
+        ),
+        ("no key", "", "/v1/messages", 401),
+        ("a route that is not proxied", "", "/v2/elsewhere", 404),
+    ];
+    for (case, key_line, path, expected) in cases {
+        // The head alone: a server that waited for the 1 MB body first would
+        // answer nothing before the client gives up.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: proxy\r\n{key_line}Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+        );
+        let (answer, closed) = read_until_closed(port, head.as_bytes()).await;
+        println!(
+            "tried: a 1 MB body announced with {case}, not sent; observed: {:?}, closed after {closed:?}",
+            answer.lines().next()
+        );
+        assert_eq!(status_of(&answer), expected, "{case}: {answer}");
+        assert!(closed.is_some(), "{case}: the connection stayed open");
+    }
+    assert_backend_got_nothing(&stack, Duration::ZERO, "large unread bodies").await;
+
+    // The same size, with the key, is read whole and forwarded.
+    let mut body = messages_body(false);
+    body["messages"][0]["content"] = Value::from("a".repeat(1_000_000));
+    let sent = body.to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/messages", stack.url()))
+        .header("x-api-key", CLIENT_KEY)
+        .header("content-type", "application/json")
+        .body(sent.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let seen = stack.backend.last_request().map(|r| r.body.len());
+    println!("tried: a 1 MB body with the key; observed: {status}, the relay got {seen:?} bytes");
+    assert_eq!(status, 200);
+    assert_eq!(seen, Some(sent.len()));
+}

@@ -18,6 +18,9 @@ pub enum ClientBody {
     Read(Bytes),
     /// Declared or found larger than the server's limit, and left unread.
     TooLarge,
+    /// Left unread by the server: the request is not to be forwarded (not a
+    /// proxied route, or no valid key), so its body is never asked for.
+    Unread,
 }
 
 /// The body, read whole, up to `limit` bytes.
@@ -30,6 +33,9 @@ pub async fn read_body(
         ClientBody::Incoming(body) => read_incoming(body, headers, limit).await,
         ClientBody::Read(body) if body.len() as u64 <= limit => Ok(body),
         ClientBody::Read(_) | ClientBody::TooLarge => Err(ForwardError::BodyTooLarge),
+        // Only if the keys changed between the server's check and the
+        // handler's: the body was not read, and cannot be sent.
+        ClientBody::Unread => Err(ForwardError::BodyUnreadable),
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Response, Version};
+use http::{Method, Request, Response, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
@@ -37,10 +37,14 @@ use super::drain::Graceful;
 use super::idle::Activity;
 use crate::forward::{ClientBody, Peer};
 use crate::response::{ProxyBody, error_response, error_type_for};
-use crate::routes::handle;
+use crate::routes::{Route, handle, route};
 use crate::state::App;
 use crate::upstream::codec::{BodyDecoder, Decoded, Framing};
 
+/// A body up to this is read before its request is handled, checked or
+/// not: about what hyper's read buffer held before its service saw the
+/// request.
+const READ_UNCHECKED: u64 = 64 * 1024;
 /// Room reserved before each read of a request.
 const READ_BYTES: usize = 8 * 1024;
 /// Room wanted for the reads that watch a client while its answer is
@@ -199,10 +203,14 @@ impl Client {
             keep_alive,
             expect_continue,
         } = head;
-        let body = match self
-            .read_body(body, expect_continue, app.config.max_body_bytes)
-            .await?
-        {
+        let body = match body_is_wanted(app, &request, body) {
+            true => {
+                self.read_body(body, expect_continue, app.config.max_body_bytes)
+                    .await?
+            }
+            false => Ok(ClientBody::Unread),
+        };
+        let body = match body {
             Ok(body) => body,
             Err(BodyRefused::Malformed) => {
                 self.refuse(
@@ -214,7 +222,7 @@ impl Client {
             }
             Err(BodyRefused::ClientGone) => return Ok(Ended::ClientGone),
         };
-        let unread = matches!(body, ClientBody::TooLarge);
+        let unread = matches!(body, ClientBody::TooLarge | ClientBody::Unread);
         let exchange = Exchange {
             head_request: request.method() == Method::HEAD,
             http10: request.version() == Version::HTTP_10,
@@ -425,6 +433,24 @@ impl Client {
     /// Shuts the write side, so that what was written is followed by a FIN.
     async fn close(&mut self) {
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+    }
+}
+
+/// Whether the body is read before the request is handled. One that could
+/// be large (over [`READ_UNCHECKED`], or chunked) is read only for a
+/// proxied route and a client whose key is valid: the handler would refuse
+/// the others before it looks at the body, and a client with no key must
+/// not make the proxy hold up to `MAX_BODY_BYTES` for it.
+fn body_is_wanted(app: &App, request: &Request<()>, framing: Framing) -> bool {
+    match framing {
+        Framing::Empty => true,
+        Framing::Length(n) if n <= READ_UNCHECKED => true,
+        _ => {
+            matches!(
+                route(request.method(), request.uri().path()),
+                Route::Proxied(_)
+            ) && app.auth.check(request.headers()).is_ok()
+        }
     }
 }
 
