@@ -129,7 +129,27 @@ impl Env {
         ))?;
         env.apply(&env.cr_yaml(replicas, proxy_extra, ""))?;
         env.wait_settled(replicas).await?;
+        env.wait_service_answers().await?;
         Ok(env)
+    }
+
+    /// Waits until the Service answers. Pods that are Ready are not enough:
+    /// kube-proxy programs the Service's rules a moment after the endpoints
+    /// change, and until then a connection to its IP is refused.
+    async fn wait_service_answers(&self) -> anyhow::Result<()> {
+        let health = format!("{}/health", self.service_url()?);
+        eventually("the Service to answer", Duration::from_secs(30), || async {
+            let response = reqwest::Client::new()
+                .get(&health)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await?;
+            if response.status() != 200 {
+                bail!("{health}: {}", response.status());
+            }
+            Ok(())
+        })
+        .await
     }
 
     fn cr_yaml(&self, replicas: u32, proxy_extra: &str, pod_annotation: &str) -> String {
