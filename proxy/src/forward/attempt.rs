@@ -43,11 +43,10 @@ pub async fn attempt(
 ) -> Result<Answer, ForwardError> {
     let head = upstream_request(ctx, parts, account, peer)?;
     let sent = Instant::now();
-    let response = send(ctx, head, body).await?;
+    let mut response = send(ctx, head, body).await?;
     ctx.metrics
         .upstream_latency
         .observe(sent.elapsed().as_secs_f64());
-    let mut response = response;
     let (outcome, prefix) =
         judge(ctx, response.status, &response.headers, &mut response.body).await?;
     Ok(Answer {

@@ -166,10 +166,8 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     let base = buffer.as_ptr() as usize;
     let mut lines: SmallVec<[Line; 12]> = SmallVec::new();
     let mut framing = FramingHeaders::default();
-    let mut noted = Noted::default();
     for h in response.headers.iter() {
-        framing.note(h.name.as_bytes(), h.value)?;
-        noted.note(lines.len(), h.name.as_bytes());
+        framing.note(lines.len(), h.name.as_bytes(), h.value)?;
         // Within a head of at most 64 KiB: offsets fit in 16 bits.
         let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u16;
         lines.push(Line {
@@ -183,7 +181,7 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     if status.is_informational() {
         return Ok(Parsed::Interim);
     }
-    let headers = RelayHeaders::new(head, lines, noted);
+    let headers = RelayHeaders::new(head, lines, framing.noted());
     let (framing, mut reusable) = framing.framing(status, method);
     reusable &= http11;
     Ok(Parsed::Final(ResponseHead {
@@ -195,18 +193,22 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
 }
 
 /// What the headers say of the body's framing and of the connection, noted
-/// as they are read.
+/// as they are read, with the line of the content type: one comparison of
+/// each name answers both.
 #[derive(Default)]
 struct FramingHeaders {
     /// Whether `Transfer-Encoding` is there, and whether its last coding
     /// (so far) is chunked.
     transfer_encoding: Option<bool>,
     length: Option<u64>,
+    connection: bool,
     close: bool,
+    content_type: Option<u16>,
 }
 
 impl FramingHeaders {
-    fn note(&mut self, name: &[u8], value: &[u8]) -> Result<(), CodecError> {
+    /// Notes the header line at `index`.
+    fn note(&mut self, index: usize, name: &[u8], value: &[u8]) -> Result<(), CodecError> {
         if name.eq_ignore_ascii_case(b"content-length") {
             for part in value.split(|b| *b == b',') {
                 let n = content_length(part.trim_ascii())?;
@@ -219,11 +221,23 @@ impl FramingHeaders {
             let last = value.rsplit(|b| *b == b',').next().unwrap_or_default();
             self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case(b"connection") {
+            self.connection = true;
             self.close |= value
                 .split(|b| *b == b',')
                 .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            self.content_type = self.content_type.or(Some(index as u16));
         }
         Ok(())
+    }
+
+    /// What the relay's headers keep of these notes.
+    fn noted(&self) -> Noted {
+        Noted {
+            content_type: self.content_type,
+            connection: self.connection,
+            transfer_encoding: self.transfer_encoding.is_some(),
+        }
     }
 
     /// The body's framing (RFC 9112 §6.3), and whether the connection stays

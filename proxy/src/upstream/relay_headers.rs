@@ -24,7 +24,7 @@ pub struct RelayHeaders {
 }
 
 /// What the parser noted of the lines as it read them, so that the usual
-/// questions need no scan.
+/// questions need no scan (the codec's `FramingHeaders::noted`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Noted {
     /// The first `content-type` line.
@@ -33,19 +33,6 @@ pub(super) struct Noted {
     pub connection: bool,
     /// A `transfer-encoding` line is there.
     pub transfer_encoding: bool,
-}
-
-impl Noted {
-    /// Notes the line at `index`.
-    pub fn note(&mut self, index: usize, name: &[u8]) {
-        if name.eq_ignore_ascii_case(b"content-type") {
-            self.content_type = self.content_type.or(Some(index as u16));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            self.connection = true;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.transfer_encoding = true;
-        }
-    }
 }
 
 /// Where a header line's name and value are in the head.
@@ -134,7 +121,11 @@ mod tests {
         let mut at = 0;
         for line in text.split_inclusive("\r\n") {
             let (name, value) = line.trim_end().split_once(": ").unwrap();
-            noted.note(lines.len(), name.as_bytes());
+            if name.eq_ignore_ascii_case("content-type") {
+                noted.content_type = noted.content_type.or(Some(lines.len() as u16));
+            }
+            noted.connection |= name.eq_ignore_ascii_case("connection");
+            noted.transfer_encoding |= name.eq_ignore_ascii_case("transfer-encoding");
             lines.push(Line {
                 name: at as u16,
                 name_len: name.len() as u16,
