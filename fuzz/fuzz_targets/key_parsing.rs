@@ -3,6 +3,7 @@
 #![no_main]
 
 use claude_middleware::auth::{Authenticator, KeySet, parse_key_list};
+use claude_middleware::client_head::ClientHeaders;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", value);
         let follows_rules = key.starts_with("cr_") && (10..=512).contains(&key.len());
-        assert_eq!(auth.check(&headers).is_ok(), follows_rules, "{key:?}");
+        assert_eq!(auth.check(&ClientHeaders::Map(headers)).is_ok(), follows_rules, "{key:?}");
     }
 });

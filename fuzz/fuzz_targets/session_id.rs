@@ -2,6 +2,7 @@
 //! never yields an empty or oversized id.
 #![no_main]
 
+use claude_middleware::client_head::ClientHeaders;
 use claude_middleware::sessions::session_id;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
@@ -13,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         headers.insert("x-claude-code-session-id", value);
     }
     for map in [HeaderMap::new(), headers] {
-        if let Some(id) = session_id(&map, body) {
+        if let Some(id) = session_id(&ClientHeaders::Map(map), body) {
             assert!(!id.is_empty() && id.len() <= 256);
         }
     }

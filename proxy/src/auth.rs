@@ -8,20 +8,37 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use subtle::ConstantTimeEq;
+
+use crate::client_head::ClientHeaders;
 
 /// Shortest and longest key accepted, as the Go middleware did.
 pub const MIN_KEY_LEN: usize = 10;
 pub const MAX_KEY_LEN: usize = 512;
 
-/// The headers a client may put its key in, in order of precedence. Names,
-/// not text: a lookup by text parses the name on every request.
-pub static KEY_HEADERS: [HeaderName; 3] = [
-    HeaderName::from_static("x-api-key"),
-    header::AUTHORIZATION,
-    HeaderName::from_static("api-key"),
-];
+/// The headers a client may put its key in, in order of precedence.
+pub const KEY_HEADERS: [&str; 3] = ["x-api-key", "authorization", "api-key"];
+
+/// Where `name` (any case) is in [`KEY_HEADERS`].
+fn key_header_index(name: &[u8]) -> Option<usize> {
+    KEY_HEADERS
+        .iter()
+        .position(|key| key.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// The first value of each of [`KEY_HEADERS`], found in one scan;
+/// `Ambiguous` when one of them comes twice (in any case).
+fn key_header_values(headers: &ClientHeaders) -> Result<[Option<&[u8]>; 3], AuthError> {
+    let mut first = [None; KEY_HEADERS.len()];
+    for (name, value) in headers.iter() {
+        if let Some(index) = key_header_index(name)
+            && first[index].replace(value).is_some()
+        {
+            return Err(AuthError::Ambiguous);
+        }
+    }
+    Ok(first)
+}
 
 /// Why a request was refused. Messages never contain the presented key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,12 +68,14 @@ pub fn parse_key_list(text: &str) -> Vec<String> {
 
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer …`,
 /// else `api-key`. Bytes, not text: a key need not be ASCII to be compared.
-pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
-    presented_key_of(KEY_HEADERS.each_ref().map(|name| headers.get(name)))
+/// With more than one value of a key header, the first is taken (the check
+/// refuses such a request).
+pub fn presented_key(headers: &ClientHeaders) -> Option<&[u8]> {
+    presented_key_of(KEY_HEADERS.map(|name| headers.get(name)))
 }
 
 /// [`presented_key`] from the first value of each of [`KEY_HEADERS`].
-fn presented_key_of([api_key, authorization, other]: [Option<&HeaderValue>; 3]) -> Option<&[u8]> {
+fn presented_key_of([api_key, authorization, other]: [Option<&[u8]>; 3]) -> Option<&[u8]> {
     if let Some(key) = header_bytes(api_key) {
         return Some(key);
     }
@@ -68,10 +87,8 @@ fn presented_key_of([api_key, authorization, other]: [Option<&HeaderValue>; 3]) 
     header_bytes(other)
 }
 
-fn header_bytes(value: Option<&HeaderValue>) -> Option<&[u8]> {
-    value
-        .map(|v| v.as_bytes().trim_ascii())
-        .filter(|v| !v.is_empty())
+fn header_bytes(value: Option<&[u8]>) -> Option<&[u8]> {
+    value.map(<[u8]>::trim_ascii).filter(|v| !v.is_empty())
 }
 
 /// An immutable set of allowed keys.
@@ -141,22 +158,12 @@ impl Authenticator {
 
     /// Admits or refuses a request by its headers. With auth enabled and an
     /// empty key set every request is refused (fail closed).
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+    pub fn check(&self, headers: &ClientHeaders) -> Result<(), AuthError> {
         if !self.enabled {
             return Ok(());
         }
-        // Each key header looked up once: its first value, and whether it
-        // has a second. Two keys could be read differently by two parsers:
-        // refuse both.
-        let mut first = [None; KEY_HEADERS.len()];
-        for (slot, name) in first.iter_mut().zip(&KEY_HEADERS) {
-            let mut values = headers.get_all(name).iter();
-            *slot = values.next();
-            if values.next().is_some() {
-                return Err(AuthError::Ambiguous);
-            }
-        }
-        let key = presented_key_of(first).ok_or(AuthError::Missing)?;
+        // Two keys could be read differently by two parsers: refuse both.
+        let key = presented_key_of(key_header_values(headers)?).ok_or(AuthError::Missing)?;
         if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len())
             || !key.starts_with(self.prefix.as_bytes())
         {
@@ -173,14 +180,47 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use crate::header_lines::HeaderLines;
+    use http::{HeaderMap, HeaderValue};
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    /// The same headers as an HTTP/1 head's lines and as an HTTP/2 map.
+    fn both(pairs: &[(&str, &[u8])]) -> [ClientHeaders; 2] {
+        let mut text = Vec::new();
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
+            text.extend_from_slice(format!("{name}: ").as_bytes());
+            text.extend_from_slice(value);
+            text.extend_from_slice(b"\r\n");
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
         }
-        map
+        [
+            ClientHeaders::Lines(HeaderLines::from_text(text)),
+            ClientHeaders::Map(map),
+        ]
+    }
+
+    /// Checks `pairs` in both forms, which must agree.
+    fn check(auth: &Authenticator, pairs: &[(&str, &str)]) -> Result<(), AuthError> {
+        let pairs: Vec<(&str, &[u8])> = pairs.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        check_bytes(auth, &pairs)
+    }
+
+    fn check_bytes(auth: &Authenticator, pairs: &[(&str, &[u8])]) -> Result<(), AuthError> {
+        let [lines, map] = both(pairs);
+        let result = auth.check(&lines);
+        assert_eq!(result, auth.check(&map), "{pairs:?}");
+        result
+    }
+
+    fn presented(pairs: &[(&str, &str)]) -> Option<Vec<u8>> {
+        let pairs: Vec<(&str, &[u8])> = pairs.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        let [lines, map] = both(&pairs);
+        let key = presented_key(&lines).map(<[u8]>::to_vec);
+        assert_eq!(key.as_deref(), presented_key(&map), "{pairs:?}");
+        key
     }
 
     fn auth() -> Authenticator {
@@ -202,59 +242,55 @@ mod tests {
 
     #[test]
     fn key_header_precedence() {
-        let h = headers(&[
+        let h = presented(&[
             ("api-key", "third"),
-            ("authorization", "Bearer second"),
-            ("x-api-key", "first"),
+            ("Authorization", "Bearer second"),
+            ("X-Api-Key", "first"),
         ]);
-        assert_eq!(presented_key(&h), Some(&b"first"[..]));
-        let h = headers(&[("api-key", "third"), ("authorization", "bearer second")]);
-        assert_eq!(presented_key(&h), Some(&b"second"[..]));
-        let h = headers(&[("api-key", "third")]);
-        assert_eq!(presented_key(&h), Some(&b"third"[..]));
+        assert_eq!(h.as_deref(), Some(&b"first"[..]));
+        let h = presented(&[("api-key", "third"), ("authorization", "bearer second")]);
+        assert_eq!(h.as_deref(), Some(&b"second"[..]));
+        let h = presented(&[("API-KEY", "third")]);
+        assert_eq!(h.as_deref(), Some(&b"third"[..]));
         // Another scheme is not a key.
-        let h = headers(&[("authorization", "Basic Zm9vOmJhcg==")]);
-        assert_eq!(presented_key(&h), None);
+        assert_eq!(presented(&[("authorization", "Basic Zm9vOmJhcg==")]), None);
     }
 
     #[test]
     fn accepts_allowed_keys_from_each_header() {
         let a = auth();
+        assert_eq!(check(&a, &[("x-api-key", "cr_alpha_123456")]), Ok(()));
         assert_eq!(
-            a.check(&headers(&[("x-api-key", "cr_alpha_123456")])),
+            check(&a, &[("authorization", "Bearer cr_beta_1234567")]),
             Ok(())
         );
-        assert_eq!(
-            a.check(&headers(&[("authorization", "Bearer cr_beta_1234567")])),
-            Ok(())
-        );
-        assert_eq!(a.check(&headers(&[("api-key", "cr_alpha_123456")])), Ok(()));
+        assert_eq!(check(&a, &[("api-key", "cr_alpha_123456")]), Ok(()));
     }
 
     #[test]
     fn refuses_missing_malformed_and_unknown_keys() {
         let a = auth();
-        assert_eq!(a.check(&headers(&[])), Err(AuthError::Missing));
+        assert_eq!(check(&a, &[]), Err(AuthError::Missing));
         assert_eq!(
-            a.check(&headers(&[("x-api-key", "cr_short")])),
+            check(&a, &[("x-api-key", "cr_short")]),
             Err(AuthError::Malformed)
         );
         assert_eq!(
-            a.check(&headers(&[("x-api-key", "sk_alpha_123456")])),
+            check(&a, &[("x-api-key", "sk_alpha_123456")]),
             Err(AuthError::Malformed)
         );
         let long = format!("cr_{}", "x".repeat(MAX_KEY_LEN));
         assert_eq!(
-            a.check(&headers(&[("x-api-key", &long)])),
+            check(&a, &[("x-api-key", &long)]),
             Err(AuthError::Malformed)
         );
         assert_eq!(
-            a.check(&headers(&[("x-api-key", "cr_alpha_123457")])),
+            check(&a, &[("x-api-key", "cr_alpha_123457")]),
             Err(AuthError::Invalid)
         );
         // A prefix of a valid key is not valid.
         assert_eq!(
-            a.check(&headers(&[("x-api-key", "cr_alpha_12345")])),
+            check(&a, &[("x-api-key", "cr_alpha_12345")]),
             Err(AuthError::Invalid)
         );
     }
@@ -263,17 +299,23 @@ mod tests {
     fn duplicate_key_headers_are_refused() {
         let a = auth();
         assert_eq!(
-            a.check(&headers(&[
-                ("x-api-key", "cr_alpha_123456"),
-                ("x-api-key", "cr_unknown_12345")
-            ])),
+            check(
+                &a,
+                &[
+                    ("x-api-key", "cr_alpha_123456"),
+                    ("x-api-key", "cr_unknown_12345")
+                ]
+            ),
             Err(AuthError::Ambiguous)
         );
         assert_eq!(
-            a.check(&headers(&[
-                ("x-api-key", "cr_alpha_123456"),
-                ("x-api-key", "cr_alpha_123456")
-            ])),
+            check(
+                &a,
+                &[
+                    ("x-api-key", "cr_alpha_123456"),
+                    ("x-api-key", "cr_alpha_123456")
+                ]
+            ),
             Err(AuthError::Ambiguous)
         );
     }
@@ -284,24 +326,18 @@ mod tests {
     fn non_ascii_keys_compare_as_bytes() {
         let key = "cr_\u{fffd}\u{fffd}\u{fffd}=";
         let a = Authenticator::new(true, "cr_".into(), KeySet::new(parse_key_list(key)));
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-api-key",
-            HeaderValue::from_bytes(key.as_bytes()).unwrap(),
+        assert_eq!(check_bytes(&a, &[("x-api-key", key.as_bytes())]), Ok(()));
+        assert_eq!(
+            check_bytes(&a, &[("x-api-key", b"cr_\xff\xfe\xfd_other")]),
+            Err(AuthError::Invalid)
         );
-        assert_eq!(a.check(&h), Ok(()));
-        h.insert(
-            "x-api-key",
-            HeaderValue::from_bytes(b"cr_\xff\xfe\xfd_other").unwrap(),
-        );
-        assert_eq!(a.check(&h), Err(AuthError::Invalid));
     }
 
     #[test]
     fn empty_key_set_fails_closed() {
         let a = Authenticator::new(true, "cr_".into(), KeySet::default());
         assert_eq!(
-            a.check(&headers(&[("x-api-key", "cr_alpha_123456")])),
+            check(&a, &[("x-api-key", "cr_alpha_123456")]),
             Err(AuthError::Invalid)
         );
     }
@@ -309,7 +345,7 @@ mod tests {
     #[test]
     fn disabled_admits_everything() {
         let a = Authenticator::new(false, "cr_".into(), KeySet::default());
-        assert_eq!(a.check(&headers(&[])), Ok(()));
+        assert_eq!(check(&a, &[]), Ok(()));
     }
 
     #[test]
@@ -317,13 +353,10 @@ mod tests {
         let a = auth();
         a.replace_keys(KeySet::new(vec!["cr_gamma_123456".to_string()]));
         assert_eq!(
-            a.check(&headers(&[("x-api-key", "cr_alpha_123456")])),
+            check(&a, &[("x-api-key", "cr_alpha_123456")]),
             Err(AuthError::Invalid)
         );
-        assert_eq!(
-            a.check(&headers(&[("x-api-key", "cr_gamma_123456")])),
-            Ok(())
-        );
+        assert_eq!(check(&a, &[("x-api-key", "cr_gamma_123456")]), Ok(()));
         assert_eq!(a.key_count(), 1);
     }
 

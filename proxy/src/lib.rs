@@ -11,8 +11,10 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod client_head;
 pub mod config;
 pub mod forward;
+pub mod header_lines;
 pub mod header_names;
 pub mod keys_file;
 pub mod logging;

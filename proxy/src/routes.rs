@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 
 use crate::accounts::{Readiness, now_ms, readiness, short_id};
+use crate::client_head::ClientHead;
 use crate::forward::{ClientBody, Peer, forward};
 use crate::metrics::{AccountIdLabels, AccountLabels};
 use crate::response::{ProxyBody, error_response, json_response};
@@ -68,17 +69,18 @@ fn is_dot_segment(segment: &str) -> bool {
 
 pub async fn handle(
     app: Arc<App>,
-    request: Request<ClientBody>,
+    head: ClientHead,
+    body: ClientBody,
     peer: Option<&Peer>,
 ) -> Response<ProxyBody> {
-    match route(request.method(), request.uri().path()) {
+    match route(&head.method, head.uri.path()) {
         Route::Health => json_response(
             StatusCode::OK,
             &serde_json::json!({"status": "ok", "service": "claude-middleware"}),
         ),
         Route::Ready => ready(&app),
         Route::Metrics => metrics(&app),
-        Route::Proxied(prefix) => forward(&app.forwarding(), request, peer, prefix).await,
+        Route::Proxied(prefix) => forward(&app.forwarding(), head, body, peer, prefix).await,
         Route::BadPath => error_response(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",

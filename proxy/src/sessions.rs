@@ -7,24 +7,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderName};
 use serde::Deserialize;
 
+use crate::client_head::ClientHeaders;
 use crate::shared_health::SharedHealth;
 
 pub const SESSION_HEADER: &str = "x-claude-code-session-id";
-/// [`SESSION_HEADER`] as a name: a lookup by text parses it every time.
-static SESSION_HEADER_NAME: HeaderName = HeaderName::from_static(SESSION_HEADER);
 /// Longer ids are not sessions we can trust to key on.
 const MAX_SESSION_LEN: usize = 256;
 /// Local entries beyond this trigger a sweep of expired ones.
 const SWEEP_THRESHOLD: usize = 10_000;
 
 /// The session a request belongs to, if it says.
-pub fn session_id(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+pub fn session_id(headers: &ClientHeaders, body: &[u8]) -> Option<String> {
     if let Some(id) = headers
-        .get(&SESSION_HEADER_NAME)
-        .and_then(|v| v.to_str().ok())
+        .get_text(SESSION_HEADER)
         .map(str::trim)
         .filter(|v| !v.is_empty())
     {
@@ -130,12 +127,20 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use crate::header_lines::HeaderLines;
+
+    fn none() -> ClientHeaders {
+        ClientHeaders::Lines(HeaderLines::default())
+    }
+
+    fn with_session(id: &str) -> ClientHeaders {
+        let text = format!("X-Claude-Code-Session-Id: {id}\r\n");
+        ClientHeaders::Lines(HeaderLines::from_text(text))
+    }
 
     #[test]
     fn header_wins() {
-        let mut headers = HeaderMap::new();
-        headers.insert(SESSION_HEADER, HeaderValue::from_static("abc-123"));
+        let headers = with_session("abc-123");
         let body = br#"{"metadata":{"user_id":"user_x_account__session_zzz"}}"#;
         assert_eq!(session_id(&headers, body).as_deref(), Some("abc-123"));
     }
@@ -144,32 +149,27 @@ mod tests {
     fn claude_code_user_id() {
         let body = br#"{"model":"m","metadata":{"user_id":"user_0123abcd_account_11111111-2222-3333-4444-555555555555_session_9f0e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f"},"messages":[]}"#;
         assert_eq!(
-            session_id(&HeaderMap::new(), body).as_deref(),
+            session_id(&none(), body).as_deref(),
             Some("9f0e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f")
         );
         let body = br#"{"metadata":{"user_id":"user_abc_account__session_s1"}}"#;
-        assert_eq!(session_id(&HeaderMap::new(), body).as_deref(), Some("s1"));
+        assert_eq!(session_id(&none(), body).as_deref(), Some("s1"));
     }
 
     #[test]
     fn json_user_id() {
         let body = br#"{"metadata":{"user_id":"{\"device_id\":\"d\",\"session_id\":\"s-42\"}"}}"#;
-        assert_eq!(session_id(&HeaderMap::new(), body).as_deref(), Some("s-42"));
+        assert_eq!(session_id(&none(), body).as_deref(), Some("s-42"));
     }
 
     #[test]
     fn no_session() {
-        assert_eq!(session_id(&HeaderMap::new(), b"{}"), None);
-        assert_eq!(session_id(&HeaderMap::new(), b"not json user_id"), None);
+        assert_eq!(session_id(&none(), b"{}"), None);
+        assert_eq!(session_id(&none(), b"not json user_id"), None);
         let body = br#"{"metadata":{"user_id":"plain-user"}}"#;
-        assert_eq!(session_id(&HeaderMap::new(), body), None);
+        assert_eq!(session_id(&none(), body), None);
         let body = br#"{"metadata":{"user_id":"user_session_"}}"#;
-        assert_eq!(session_id(&HeaderMap::new(), body), None);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            SESSION_HEADER,
-            HeaderValue::from_str(&"x".repeat(300)).unwrap(),
-        );
-        assert_eq!(session_id(&headers, b"{}"), None);
+        assert_eq!(session_id(&none(), body), None);
+        assert_eq!(session_id(&with_session(&"x".repeat(300)), b"{}"), None);
     }
 }

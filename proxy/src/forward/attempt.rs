@@ -6,8 +6,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
-use http::header::{self, HeaderName, HeaderValue};
-use http::request::Parts;
 
 use super::context::Forwarding;
 use super::error::ForwardError;
@@ -16,6 +14,7 @@ use super::headers::{self, HeaderSink};
 use super::peer::Peer;
 use super::read_ahead::{self, ReadAhead};
 use crate::accounts::{Account, now_ms};
+use crate::client_head::ClientHead;
 use crate::selection::{
     HeadVerdict, Outcome, classify_error, classify_head, classify_stream_error,
 };
@@ -36,14 +35,14 @@ pub struct Answer {
 /// account would do better.
 pub async fn attempt(
     ctx: &Forwarding<'_>,
-    parts: &Parts,
+    head: &ClientHead,
     body: &Bytes,
     account: &Account,
     peer: Option<&Peer>,
 ) -> Result<Answer, ForwardError> {
-    let head = upstream_request(ctx, parts, account, peer)?;
+    let request = upstream_request(ctx, head, account, peer)?;
     let sent = Instant::now();
-    let mut response = send(ctx, head, body).await?;
+    let mut response = send(ctx, request, body).await?;
     ctx.metrics
         .upstream_latency
         .observe(sent.elapsed().as_secs_f64());
@@ -60,22 +59,22 @@ pub async fn attempt(
 /// the client's headers rewritten for the account.
 fn upstream_request(
     ctx: &Forwarding<'_>,
-    parts: &Parts,
+    head: &ClientHead,
     account: &Account,
     peer: Option<&Peer>,
 ) -> Result<RequestHead, ForwardError> {
     let account_key = account.key_header().ok_or(ForwardError::Unforwardable(
         "the account id is not a valid header",
     ))?;
-    let mut head = RequestHead::new(&parts.method, ctx.target.path_for(&parts.uri));
-    head.header(&header::HOST, ctx.target.host_header());
-    headers::upstream_headers(&parts.headers, account_key, peer, &mut head);
-    Ok(head)
+    let mut request = RequestHead::new(&head.method, ctx.target.path_for(&head.uri));
+    request.header(b"host", ctx.target.host_header().as_bytes());
+    headers::upstream_headers(&head.headers, account_key, peer, &mut request);
+    Ok(request)
 }
 
 impl HeaderSink for RequestHead {
-    fn header(&mut self, name: &HeaderName, value: &HeaderValue) {
-        self.raw_header(name.as_str(), value.as_bytes());
+    fn header(&mut self, name: &[u8], value: &[u8]) {
+        self.raw_header(name, value);
     }
 }
 

@@ -4,11 +4,12 @@
 //! headers, with names matched as they come, rather than a lookup by name
 //! for each header that might be there.
 
-use http::header::{self, GetAll, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use smallvec::SmallVec;
 
 use super::peer::Peer;
+use crate::client_head::{ClientHeaders, header_text};
 use crate::upstream::RelayHeaders;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only.
@@ -60,61 +61,63 @@ enum RequestHeader {
     Kept,
 }
 
-fn request_header(name: &HeaderName) -> RequestHeader {
-    if hop_by_hop_index(name).is_some() {
-        return RequestHeader::Dropped;
+/// What becomes of the header `name` (as sent, any case). By length first:
+/// a name is compared with three others at most.
+fn request_header(name: &[u8]) -> RequestHeader {
+    let is = |known: &str| known.as_bytes().eq_ignore_ascii_case(name);
+    let dropped = match name.len() {
+        2 => is("te"),
+        4 => is("host"),
+        7 => is("trailer") || is("upgrade") || is("api-key"),
+        9 => is("x-api-key"),
+        10 => is("connection") || is("keep-alive"),
+        13 => is("authorization"),
+        14 => is("content-length"),
+        15 if is("x-forwarded-for") => return RequestHeader::ForwardedFor,
+        16 => is("proxy-connection"),
+        17 if is("x-forwarded-proto") => return RequestHeader::ForwardedProto,
+        17 => is("transfer-encoding"),
+        18 => is("proxy-authenticate"),
+        19 => is("proxy-authorization"),
+        _ => false,
+    };
+    match dropped {
+        true => RequestHeader::Dropped,
+        false => RequestHeader::Kept,
     }
-    match name.as_str() {
-        "host" | "content-length" | "x-api-key" | "authorization" | "api-key" => {
-            RequestHeader::Dropped
-        }
-        "x-forwarded-for" => RequestHeader::ForwardedFor,
-        "x-forwarded-proto" => RequestHeader::ForwardedProto,
-        _ => RequestHeader::Kept,
-    }
-}
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-
-/// Whether the `Connection` header's values name `name` (case-insensitive,
-/// as header names are).
-fn named_by(connection: &GetAll<'_, HeaderValue>, name: &HeaderName) -> bool {
-    connection
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case(name.as_str()))
 }
 
 /// An Anthropic secret as clients send it: `sk-ant-…`, `Bearer sk-ant-…`,
-/// or `authenticator sk-ant-…` (claude-relay-service's format). Only a
-/// value that is text counts, as before; the bytes are looked at first
-/// because nearly no value is a secret.
-fn carries_anthropic_secret(value: &HeaderValue) -> bool {
-    let bytes = value.as_bytes();
-    let token = match bytes.iter().position(|b| *b == b' ') {
+/// or `authenticator sk-ant-…` (claude-relay-service's format), whether
+/// the rest of the value is text or not.
+fn carries_anthropic_secret(value: &[u8]) -> bool {
+    let token = match value.iter().position(|b| *b == b' ') {
         // Header values hold no line breaks: only spaces and tabs to trim.
-        Some(space) => bytes[space + 1..].trim_ascii_start(),
-        None => bytes,
+        Some(space) => value[space + 1..].trim_ascii_start(),
+        None => value,
     };
-    token.starts_with(b"sk-ant-") && value.to_str().is_ok()
+    token.starts_with(b"sk-ant-")
 }
 
 /// Where the backend's request headers go: the request head being written
-/// (straight to bytes), or a `HeaderMap`.
+/// (straight to bytes), or a `HeaderMap`. Names and values given are ones a
+/// client sent, or the proxy's own, so valid.
 pub trait HeaderSink {
-    fn header(&mut self, name: &HeaderName, value: &HeaderValue);
+    fn header(&mut self, name: &[u8], value: &[u8]);
 }
 
 impl HeaderSink for HeaderMap {
-    fn header(&mut self, name: &HeaderName, value: &HeaderValue) {
-        self.append(name.clone(), value.clone());
+    fn header(&mut self, name: &[u8], value: &[u8]) {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
+            self.append(name, value);
+        }
     }
 }
 
-/// The backend's request headers, made from the client's in one pass:
+/// The backend's request headers, made from the client's in one pass over
+/// them, in the order sent:
 /// - hop-by-hop (also those `Connection` names), `Host` and `Content-Length`
 ///   left out (the client sets the target's authority and the body's length),
 /// - the client's key left out and `x-api-key` set to the account id,
@@ -123,61 +126,75 @@ impl HeaderSink for HeaderMap {
 ///   relay),
 /// - `X-Forwarded-For` extended with the peer, `X-Forwarded-Proto` set if absent.
 pub fn upstream_headers(
-    client: &HeaderMap,
+    client: &ClientHeaders,
     account_key: &HeaderValue,
     peer: Option<&Peer>,
     sink: &mut impl HeaderSink,
 ) {
-    let connection = client.get_all(header::CONNECTION);
-    let has_connection = connection.iter().next().is_some();
-    let (mut has_forwarded_for, mut has_forwarded_proto) = (false, false);
-    // A map yields all the values of a name together: each name is judged
-    // with all its values.
-    let mut entries = client.iter().peekable();
-    let mut more: Vec<&HeaderValue> = Vec::new();
-    while let Some((name, first)) = entries.next() {
-        more.clear();
-        while let Some((_, value)) = entries.next_if(|(next, _)| std::ptr::eq(*next, name)) {
-            more.push(value);
+    // Rare, so looked for first: the values of `Connection`, and the names
+    // that have a value carrying a secret (with whether the account id was
+    // sent in their place yet).
+    let mut connection: SmallVec<[&[u8]; 2]> = SmallVec::new();
+    let mut secret: SmallVec<[(&[u8], bool); 2]> = SmallVec::new();
+    for (name, value) in client.iter() {
+        if name.eq_ignore_ascii_case(b"connection") {
+            connection.push(value);
         }
+        if carries_anthropic_secret(value)
+            && !secret.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            secret.push((name, false));
+        }
+    }
+    let (mut forwarded_for, mut forwarded_proto) = (false, false);
+    // The first `X-Forwarded-For` was sent extended: the others go.
+    let mut forwarded_for_extended = false;
+    for (name, value) in client.iter() {
         let kind = request_header(name);
-        if kind == RequestHeader::Dropped || (has_connection && named_by(&connection, name)) {
+        if kind == RequestHeader::Dropped || (!connection.is_empty() && named_in(&connection, name))
+        {
             continue;
         }
-        let values = || std::iter::once(first).chain(more.iter().copied());
+        if let Some((_, sent)) = secret
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            // One header, one account id.
+            if !std::mem::replace(sent, true) {
+                sink.header(name, account_key.as_bytes());
+            }
+            continue;
+        }
         match kind {
+            RequestHeader::ForwardedFor if forwarded_for_extended => continue,
             RequestHeader::ForwardedFor => {
-                has_forwarded_for = true;
-                if let Some(extended) = peer.and_then(|peer| extended_forwarded_for(first, peer)) {
-                    // The first value extended; the others go.
-                    sink.header(name, &extended);
+                let first = !std::mem::replace(&mut forwarded_for, true);
+                if first && let Some(extended) = peer.and_then(|p| extended_forwarded_for(value, p))
+                {
+                    sink.header(name, extended.as_bytes());
+                    forwarded_for_extended = true;
                     continue;
                 }
             }
-            RequestHeader::ForwardedProto => has_forwarded_proto = true,
+            RequestHeader::ForwardedProto => forwarded_proto = true,
             _ => {}
         }
-        if values().any(carries_anthropic_secret) {
-            // One header, one account id.
-            sink.header(name, account_key);
-        } else {
-            values().for_each(|value| sink.header(name, value));
-        }
+        sink.header(name, value);
     }
-    sink.header(&X_API_KEY, account_key);
-    if !has_forwarded_for && let Some(value) = peer.and_then(Peer::forwarded_for) {
-        sink.header(&X_FORWARDED_FOR, value);
+    sink.header(b"x-api-key", account_key.as_bytes());
+    if !forwarded_for && let Some(value) = peer.and_then(Peer::forwarded_for) {
+        sink.header(b"x-forwarded-for", value.as_bytes());
     }
-    if !has_forwarded_proto {
-        sink.header(&X_FORWARDED_PROTO, &HeaderValue::from_static("http"));
+    if !forwarded_proto {
+        sink.header(b"x-forwarded-proto", b"http");
     }
 }
 
 /// `existing, peer`; a value that is not text is replaced by the peer alone.
-fn extended_forwarded_for(existing: &HeaderValue, peer: &Peer) -> Option<HeaderValue> {
-    match existing.to_str() {
-        Ok(existing) => HeaderValue::try_from(format!("{existing}, {}", peer.ip())).ok(),
-        Err(_) => peer.forwarded_for().cloned(),
+fn extended_forwarded_for(existing: &[u8], peer: &Peer) -> Option<HeaderValue> {
+    match header_text(existing) {
+        Some(existing) => HeaderValue::try_from(format!("{existing}, {}", peer.ip())).ok(),
+        None => peer.forwarded_for().cloned(),
     }
 }
 
@@ -187,11 +204,11 @@ fn extended_forwarded_for(existing: &HeaderValue, peer: &Peer) -> Option<HeaderV
 pub fn relay_response_lines(headers: &RelayHeaders) -> impl Iterator<Item = (&[u8], &[u8])> {
     // Most answers have neither: then a line goes unless it is hop-by-hop.
     let stale_length = headers.has_transfer_encoding();
-    let mut connection: SmallVec<[&str; 2]> = SmallVec::new();
+    let mut connection: SmallVec<[&[u8]; 2]> = SmallVec::new();
     if headers.has_connection() {
         for (name, value) in headers.iter() {
             if hop_by_hop_position(name) == Some(CONNECTION_AT) {
-                connection.extend(std::str::from_utf8(value).ok());
+                connection.push(value);
             }
         }
     }
@@ -202,12 +219,13 @@ pub fn relay_response_lines(headers: &RelayHeaders) -> impl Iterator<Item = (&[u
     })
 }
 
-/// Whether `Connection` values name `name`, as [`named_by`] says.
-fn named_in(connection: &[&str], name: &[u8]) -> bool {
+/// Whether `Connection` values name `name` (case-insensitive, as header
+/// names are).
+fn named_in(connection: &[&[u8]], name: &[u8]) -> bool {
     connection.iter().any(|value| {
         value
-            .split(',')
-            .any(|token| token.trim().as_bytes().eq_ignore_ascii_case(name))
+            .split(|b| *b == b',')
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(name))
     })
 }
 
@@ -242,11 +260,18 @@ pub fn rewrite_response_headers(headers: &mut HeaderMap) {
     }
     let mut named: Vec<HeaderName> = Vec::new();
     if fixed[CONNECTION_AT] {
-        let connection = headers.get_all(header::CONNECTION);
+        let connection: SmallVec<[&[u8]; 2]> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
         named.extend(
             headers
                 .keys()
-                .filter(|name| hop_by_hop_index(name).is_none() && named_by(&connection, name))
+                .filter(|name| {
+                    hop_by_hop_index(name).is_none()
+                        && named_in(&connection, name.as_str().as_bytes())
+                })
                 .cloned(),
         );
     }
@@ -273,18 +298,55 @@ mod tests {
         m
     }
 
+    /// Lines as they would go to the relay.
+    impl HeaderSink for Vec<u8> {
+        fn header(&mut self, name: &[u8], value: &[u8]) {
+            self.extend_from_slice(name);
+            self.extend_from_slice(b": ");
+            self.extend_from_slice(value);
+            self.extend_from_slice(b"\r\n");
+        }
+    }
+
     fn peer() -> Peer {
         Peer::new("10.1.2.3".parse().unwrap())
     }
 
     fn rewrite(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        rewritten(&map(pairs), "acct-1234", Some(&peer()))
+        let pairs: Vec<_> = pairs.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        rewritten(&pairs, "acct-1234", Some(&peer()))
     }
 
-    fn rewritten(client: &HeaderMap, key: &'static str, peer: Option<&Peer>) -> HeaderMap {
-        let mut out = HeaderMap::new();
-        upstream_headers(client, &HeaderValue::from_static(key), peer, &mut out);
-        out
+    /// The client's headers as an HTTP/1 head's lines and as an HTTP/2 map.
+    fn both(pairs: &[(&str, &[u8])]) -> [ClientHeaders; 2] {
+        let mut text = Vec::new();
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            text.extend_from_slice(format!("{name}: ").as_bytes());
+            text.extend_from_slice(value);
+            text.extend_from_slice(b"\r\n");
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        [
+            ClientHeaders::Lines(crate::header_lines::HeaderLines::from_text(text)),
+            ClientHeaders::Map(map),
+        ]
+    }
+
+    /// The rewrite of both forms of `pairs`, which must send the same
+    /// headers (names lowercased and grouped: their order carries no
+    /// meaning, RFC 9110 §5.3).
+    fn rewritten(pairs: &[(&str, &[u8])], key: &'static str, peer: Option<&Peer>) -> HeaderMap {
+        let [lines, map] = both(pairs).map(|client| {
+            let mut out = HeaderMap::new();
+            upstream_headers(&client, &HeaderValue::from_static(key), peer, &mut out);
+            out
+        });
+        assert_eq!(normalised(&lines), normalised(&map), "{pairs:?}");
+        map
     }
 
     #[test]
@@ -411,26 +473,45 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         // Not text: replaced by the peer.
-        let mut client = HeaderMap::new();
-        client.insert(
-            "x-forwarded-for",
-            HeaderValue::from_bytes(b"1.1.1.1\xff").unwrap(),
-        );
-        let h = rewritten(&client, "a", Some(&peer()));
+        let h = rewritten(&[("x-forwarded-for", b"1.1.1.1\xff")], "a", Some(&peer()));
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
-        // No peer: left as sent.
-        let client = map(&[("x-forwarded-for", "1.1.1.1")]);
-        let h = rewritten(&client, "a", None);
-        assert_eq!(h["x-forwarded-for"], "1.1.1.1");
+        // No peer: left as sent, every value.
+        let sent: &[(&str, &[u8])] = &[("x-forwarded-for", b"1.1.1.1"), ("X-Forwarded-For", b"2")];
+        let h = rewritten(sent, "a", None);
+        let got: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(got, ["1.1.1.1", "2"]);
     }
 
     #[test]
-    fn a_secret_that_is_not_text_is_not_recognised() {
-        // As before the single pass: only text values are judged.
-        let mut client = HeaderMap::new();
-        client.insert("x-other", HeaderValue::from_bytes(b"sk-ant-x\xff").unwrap());
-        let h = rewritten(&client, "a", Some(&peer()));
-        assert_eq!(h["x-other"].as_bytes(), b"sk-ant-x\xff");
+    fn a_secret_in_a_value_that_is_not_text_is_replaced_too() {
+        let h = rewritten(&[("x-other", b"sk-ant-x\xff")], "a", Some(&peer()));
+        assert_eq!(h["x-other"], "a");
+    }
+
+    #[test]
+    fn names_are_matched_in_any_case_and_keep_it_on_the_wire() {
+        let sent: &[(&str, &[u8])] = &[
+            ("X-Api-Key", b"cr_client_key_123"),
+            ("Connection", b"X-Named"),
+            ("x-named", b"1"),
+            ("X-Secret", b"plain"),
+            ("x-secret", b"Bearer sk-ant-a"),
+            ("Anthropic-Version", b"2023-06-01"),
+        ];
+        let h = rewritten(sent, "acct-1234", Some(&peer()));
+        assert_eq!(h["x-api-key"], "acct-1234");
+        assert!(h.get("x-named").is_none());
+        let secret: Vec<_> = h.get_all("x-secret").iter().collect();
+        assert_eq!(secret, ["acct-1234"]);
+        // Written to the relay as sent, in the order sent.
+        let [lines, _] = both(sent);
+        let mut head = Vec::new();
+        upstream_headers(&lines, &HeaderValue::from_static("k"), None, &mut head);
+        let head = String::from_utf8(head).unwrap();
+        assert_eq!(
+            head,
+            "X-Secret: k\r\nAnthropic-Version: 2023-06-01\r\nx-api-key: k\r\nx-forwarded-proto: http\r\n"
+        );
     }
 
     #[test]
@@ -590,7 +671,7 @@ mod tests {
             }
             let secret: Vec<HeaderName> = headers
                 .iter()
-                .filter(|(_, value)| carries_anthropic_secret(value))
+                .filter(|(_, value)| carries_anthropic_secret(value.as_bytes()))
                 .map(|(name, _)| name.clone())
                 .collect();
             for name in secret {
@@ -651,7 +732,7 @@ mod tests {
             ("content-type", "application/json"),
         ];
         let key = HeaderValue::from_static("acct-1234");
-        let peer = peer();
+        let peer = self::peer();
         // Every choice of up to four headers of the pool, in pool order.
         for mask in 0u32..(1 << pool.len()) {
             if mask.count_ones() > 4 {
@@ -664,8 +745,8 @@ mod tests {
             let client = map(&chosen);
             let mut expected = client.clone();
             before::request(&mut expected, &key, peer.ip());
-            let mut got = HeaderMap::new();
-            upstream_headers(&client, &key, Some(&peer), &mut got);
+            let sent: Vec<_> = chosen.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+            let got = rewritten(&sent, "acct-1234", Some(&peer));
             assert_eq!(
                 normalised(&got),
                 normalised(&expected),

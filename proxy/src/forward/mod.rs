@@ -17,8 +17,7 @@ mod target;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::request::Parts;
-use http::{Request, Response};
+use http::Response;
 
 pub use context::{ForwardSettings, Forwarding};
 pub use error::{ForwardError, NoAccount};
@@ -27,6 +26,7 @@ pub use request_body::ClientBody;
 pub use target::Target;
 
 use crate::accounts::{Account, PoolSnapshot, now_ms};
+use crate::client_head::ClientHead;
 use crate::metrics::RequestOutcome;
 use crate::response::{ProxyBody, RequestRecord, UpstreamBody};
 use crate::selection::outcome::retry_after;
@@ -41,18 +41,18 @@ use request_body::read_body;
 /// Proxies one request under `route` (the matched prefix, a metric label).
 pub async fn forward(
     ctx: &Forwarding<'_>,
-    request: Request<ClientBody>,
+    head: ClientHead,
+    body: ClientBody,
     peer: Option<&Peer>,
     route: &'static str,
 ) -> Response<ProxyBody> {
-    let (parts, body) = request.into_parts();
     let mut record = RequestRecord::new(
         ctx.metrics.clone(),
-        parts.method.clone(),
-        parts.uri.path(),
+        head.method.clone(),
+        head.uri.path(),
         route,
     );
-    match proxy(ctx, &parts, body, peer, &mut record).await {
+    match proxy(ctx, &head, body, peer, &mut record).await {
         Ok(answer) => stream_back(ctx, answer, record),
         Err(error) => error.into_response(record),
     }
@@ -62,19 +62,19 @@ pub async fn forward(
 /// body, then try accounts until one answers for good or none is left.
 async fn proxy(
     ctx: &Forwarding<'_>,
-    parts: &Parts,
+    head: &ClientHead,
     body: ClientBody,
     peer: Option<&Peer>,
     record: &mut RequestRecord,
 ) -> Result<Answer, ForwardError> {
-    ctx.auth.check(&parts.headers)?;
-    let body = read_body(body, &parts.headers, ctx.settings.max_body_bytes).await?;
+    ctx.auth.check(&head.headers)?;
+    let body = read_body(body, &head.headers, ctx.settings.max_body_bytes).await?;
     record.model_family = request_model(&body).map(model_family);
     let pool = ctx.pool.snapshot().ok_or(ForwardError::PoolNotLoaded)?;
     let mut session = ctx
         .sessions
         .enabled()
-        .then(|| session_id(&parts.headers, &body))
+        .then(|| session_id(&head.headers, &body))
         .flatten();
     let preferred = match &session {
         Some(session) => ctx.sessions.lookup(ctx.shared_health, session).await,
@@ -103,7 +103,7 @@ async fn proxy(
         record.attempts = tried.len() as u32 + 1;
         record.account = Some(account.id.clone());
 
-        let answer = attempt(ctx, parts, &body, account, peer).await?;
+        let answer = attempt(ctx, head, &body, account, peer).await?;
         let Some(wait) = next_step(ctx, &answer, account, &mut session, record) else {
             if preferred.as_ref().is_some_and(|p| *p != account.id) {
                 // The session's account was cooling or failed: its prompt cache is lost.

@@ -2,11 +2,11 @@
 //! account.
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::error::ForwardError;
+use crate::client_head::ClientHeaders;
 
 /// A client's request body as the server hands it over.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub enum ClientBody {
 /// The body, read whole, up to `limit` bytes.
 pub async fn read_body(
     body: ClientBody,
-    headers: &HeaderMap,
+    headers: &ClientHeaders,
     limit: u64,
 ) -> Result<Bytes, ForwardError> {
     match body {
@@ -45,12 +45,11 @@ pub async fn read_body(
 /// for a large body costs page faults.
 async fn read_incoming(
     mut body: Incoming,
-    headers: &HeaderMap,
+    headers: &ClientHeaders,
     limit: u64,
 ) -> Result<Bytes, ForwardError> {
     let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+        .get_text("content-length")
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(ForwardError::BodyTooLarge);

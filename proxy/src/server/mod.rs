@@ -196,8 +196,9 @@ async fn serve_http2(
         let (app, peer) = (app.clone(), peer.clone());
         // Boxed: hyper keeps one slot the size of this future per stream.
         Box::pin(async move {
-            let request = request.map(ClientBody::Incoming);
-            let mut response = handle(app, request, Some(&peer)).await;
+            let (head, body) = request.into_parts();
+            let body = ClientBody::Incoming(body);
+            let mut response = handle(app, head.into(), body, Some(&peer)).await;
             // hyper writes the answer's head from its map.
             if let Some(relay) = response.body_mut().take_relay_headers() {
                 response.headers_mut().extend(relay_response_map(&relay));

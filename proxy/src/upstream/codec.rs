@@ -10,9 +10,9 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
-use smallvec::SmallVec;
 
-use super::relay_headers::{Line, Noted, RelayHeaders};
+use super::relay_headers::{Noted, RelayHeaders};
+use crate::header_lines::{HeaderLines, Line, Lines};
 
 /// An answer head larger than this is refused (hyper's client default too).
 /// Offsets in a head fit in 16 bits ([`Place`]).
@@ -71,8 +71,8 @@ impl RequestHead {
 
     /// One header line. The caller gives no framing headers of its own
     /// ([`crate::forward::headers`] leaves them out).
-    pub fn raw_header(&mut self, name: &str, value: &[u8]) {
-        self.bytes.extend_from_slice(name.as_bytes());
+    pub fn raw_header(&mut self, name: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(name);
         self.bytes.extend_from_slice(b": ");
         self.bytes.extend_from_slice(value);
         self.bytes.extend_from_slice(b"\r\n");
@@ -84,7 +84,7 @@ impl RequestHead {
         let bodiless = matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if body_len > 0 || !bodiless {
             let mut digits = [0; 20];
-            self.raw_header("content-length", decimal(body_len as u64, &mut digits));
+            self.raw_header(b"content-length", decimal(body_len as u64, &mut digits));
         }
         self.bytes.extend_from_slice(b"\r\n");
         (self.method, self.bytes)
@@ -127,6 +127,10 @@ pub struct ResponseHead {
 
 /// What [`parse_response_head`] found at the front of the buffer.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per answer and taken apart at once; a boxed head would cost an allocation per answer"
+)]
 pub enum Parsed {
     /// More bytes are needed.
     Partial,
@@ -163,25 +167,18 @@ pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Par
     let http11 = response.version == Some(1);
     // Where each name and value sits in the buffer, so that the head can be
     // split off and shared, and the lines read from it, without a copy.
-    let base = buffer.as_ptr() as usize;
-    let mut lines: SmallVec<[Line; 12]> = SmallVec::new();
+    let base = buffer.as_ptr();
+    let mut lines = Lines::new();
     let mut framing = FramingHeaders::default();
     for h in response.headers.iter() {
         framing.note(lines.len(), h.name.as_bytes(), h.value)?;
-        // Within a head of at most 64 KiB: offsets fit in 16 bits.
-        let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u16;
-        lines.push(Line {
-            name: offset(h.name.as_bytes()),
-            name_len: h.name.len() as u16,
-            value: offset(h.value),
-            value_len: h.value.len() as u16,
-        });
+        lines.push(Line::locate(base, h.name.as_bytes(), h.value));
     }
     let head = buffer.split_to(head_len).freeze();
     if status.is_informational() {
         return Ok(Parsed::Interim);
     }
-    let headers = RelayHeaders::new(head, lines, framing.noted());
+    let headers = RelayHeaders::new(HeaderLines::new(head, lines), framing.noted());
     let (framing, mut reusable) = framing.framing(status, method);
     reusable &= http11;
     Ok(Parsed::Final(ResponseHead {
@@ -486,9 +483,9 @@ mod tests {
     #[test]
     fn the_request_head_carries_the_body_length_and_every_header_value() {
         let mut head = RequestHead::new(&Method::POST, ["/api", "/v1/messages?beta=true"]);
-        head.raw_header("host", b"relay:3000");
-        head.raw_header("x-multi", b"a");
-        head.raw_header("x-multi", b"b");
+        head.raw_header(b"host", b"relay:3000");
+        head.raw_header(b"x-multi", b"a");
+        head.raw_header(b"x-multi", b"b");
         let (method, out) = head.finish(1234);
         assert_eq!(method, Method::POST);
         assert_eq!(

@@ -1,25 +1,15 @@
-//! An answer head's header lines as the relay sent them, kept as bytes.
-//!
-//! The proxy reads a handful of them (content type, reset and retry
-//! headers) and passes the rest on, so over HTTP/1 they are never made into
-//! a `HeaderMap`: hashing each name, allocating the map and dropping it cost
-//! more than the rest of reading the answer head (`bench/cost.sh`). An
-//! HTTP/2 client, whose answers hyper writes, gets them as a map
-//! ([`RelayHeaders::to_header_map`]).
+//! An answer head's header lines as the relay sent them ([`HeaderLines`]),
+//! and what the codec noted of them as it read them. The proxy reads a
+//! handful (content type, reset and retry headers) and passes the rest on.
 
-use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue};
-use smallvec::SmallVec;
+use http::header::HeaderMap;
 
-use crate::header_names::header_name;
+use crate::header_lines::HeaderLines;
 
-/// The header lines of one answer head. Names and values are as httparse
-/// accepted them: names are tokens, values hold no control characters but
-/// tabs.
+/// The header lines of one answer head, and what the codec noted of them.
 #[derive(Debug, Clone, Default)]
 pub struct RelayHeaders {
-    head: Bytes,
-    lines: SmallVec<[Line; 12]>,
+    lines: HeaderLines,
     noted: Noted,
 }
 
@@ -35,38 +25,15 @@ pub(super) struct Noted {
     pub transfer_encoding: bool,
 }
 
-/// Where a header line's name and value are in the head.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Line {
-    pub name: u16,
-    pub name_len: u16,
-    pub value: u16,
-    pub value_len: u16,
-}
-
-impl Line {
-    fn name<'a>(&self, head: &'a [u8]) -> &'a [u8] {
-        let at = usize::from(self.name);
-        &head[at..at + usize::from(self.name_len)]
-    }
-
-    fn value_range(&self) -> std::ops::Range<usize> {
-        let at = usize::from(self.value);
-        at..at + usize::from(self.value_len)
-    }
-}
-
 impl RelayHeaders {
-    /// `lines` index into `head`; `noted` is what [`Noted::note`] made of
-    /// them.
-    pub(super) fn new(head: Bytes, lines: SmallVec<[Line; 12]>, noted: Noted) -> Self {
-        Self { head, lines, noted }
+    /// `noted` is what the codec made of `lines`.
+    pub(super) fn new(lines: HeaderLines, noted: Noted) -> Self {
+        Self { lines, noted }
     }
 
     /// The first `content-type` value.
     pub fn content_type(&self) -> Option<&[u8]> {
-        let line = self.lines.get(usize::from(self.noted.content_type?))?;
-        Some(&self.head[line.value_range()])
+        self.lines.value_at(usize::from(self.noted.content_type?))
     }
 
     /// Whether a `connection` line is there (it may name others to drop).
@@ -82,30 +49,17 @@ impl RelayHeaders {
 
     /// Each header line, in order: its name as sent, its value.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.lines
-            .iter()
-            .map(|line| (line.name(&self.head), &self.head[line.value_range()]))
+        self.lines.iter()
     }
 
     /// The first value of `name` (given in lowercase), in any case.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(line, _)| line.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, value)| value)
+        self.lines.get(name)
     }
 
     /// The lines as a map, values shared with the head.
     pub fn to_header_map(&self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.lines.len());
-        for line in &self.lines {
-            let name = header_name(line.name(&self.head));
-            let value = HeaderValue::from_maybe_shared(self.head.slice(line.value_range()));
-            // httparse accepted both, and both accept what httparse does.
-            if let (Ok(name), Ok(value)) = (name, value) {
-                map.append(name, value);
-            }
-        }
-        map
+        self.lines.to_header_map()
     }
 }
 
@@ -113,28 +67,18 @@ impl RelayHeaders {
 mod tests {
     use super::*;
 
-    /// Headers parsed the way the codec does, from `text` lines.
+    /// Headers noted the way the codec does, from `text` lines.
     fn headers(text: &str) -> RelayHeaders {
-        let head = Bytes::from(text.to_owned());
-        let mut lines = SmallVec::new();
+        let lines = HeaderLines::from_text(text);
         let mut noted = Noted::default();
-        let mut at = 0;
-        for line in text.split_inclusive("\r\n") {
-            let (name, value) = line.trim_end().split_once(": ").unwrap();
-            if name.eq_ignore_ascii_case("content-type") {
-                noted.content_type = noted.content_type.or(Some(lines.len() as u16));
+        for (at, (name, _)) in lines.iter().enumerate() {
+            if name.eq_ignore_ascii_case(b"content-type") {
+                noted.content_type = noted.content_type.or(Some(at as u16));
             }
-            noted.connection |= name.eq_ignore_ascii_case("connection");
-            noted.transfer_encoding |= name.eq_ignore_ascii_case("transfer-encoding");
-            lines.push(Line {
-                name: at as u16,
-                name_len: name.len() as u16,
-                value: (at + name.len() + 2) as u16,
-                value_len: value.len() as u16,
-            });
-            at += line.len();
+            noted.connection |= name.eq_ignore_ascii_case(b"connection");
+            noted.transfer_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
         }
-        RelayHeaders::new(head, lines, noted)
+        RelayHeaders::new(lines, noted)
     }
 
     #[test]
@@ -150,13 +94,5 @@ mod tests {
         assert_eq!(framed.content_type(), None);
         let all: Vec<_> = h.iter().collect();
         assert_eq!(all[2], (&b"X-A"[..], &b"2"[..]));
-    }
-
-    #[test]
-    fn the_map_holds_every_line_lowercased() {
-        let map = headers("Content-Type: application/json\r\nx-a: 1\r\nX-A: 2\r\n").to_header_map();
-        assert_eq!(map["content-type"], "application/json");
-        let all: Vec<_> = map.get_all("x-a").iter().collect();
-        assert_eq!(all, ["1", "2"]);
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, Version};
+use http::{Method, Response, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
@@ -35,6 +35,7 @@ use self::response::{
 };
 use super::drain::Graceful;
 use super::idle::Activity;
+use crate::client_head::ClientHead;
 use crate::forward::{ClientBody, Peer};
 use crate::response::{ProxyBody, error_response, error_type_for};
 use crate::routes::{Route, handle, route};
@@ -198,12 +199,12 @@ impl Client {
         head: RequestHead,
     ) -> io::Result<Ended> {
         let RequestHead {
-            request,
+            head,
             body,
             keep_alive,
             expect_continue,
         } = head;
-        let body = match body_is_wanted(app, &request, body) {
+        let body = match body_is_wanted(app, &head, body) {
             true => {
                 self.read_body(body, expect_continue, app.config.max_body_bytes)
                     .await?
@@ -224,15 +225,14 @@ impl Client {
         };
         let unread = matches!(body, ClientBody::TooLarge | ClientBody::Unread);
         let exchange = Exchange {
-            head_request: request.method() == Method::HEAD,
-            http10: request.version() == Version::HTTP_10,
+            head_request: head.method == Method::HEAD,
+            http10: head.version == Version::HTTP_10,
             keep_alive,
         };
-        let request = request.map(|()| body);
 
         // Boxed: the request's state (several KiB) is held only until the
         // answer's head is out, not for the connection's life.
-        let mut handler = Box::pin(handle(app.clone(), request, Some(peer)));
+        let mut handler = Box::pin(handle(app.clone(), head, body, Some(peer)));
         let answered = tokio::select! {
             biased;
             response = &mut handler => Some(response),
@@ -441,15 +441,13 @@ impl Client {
 /// proxied route and a client whose key is valid: the handler would refuse
 /// the others before it looks at the body, and a client with no key must
 /// not make the proxy hold up to `MAX_BODY_BYTES` for it.
-fn body_is_wanted(app: &App, request: &Request<()>, framing: Framing) -> bool {
+fn body_is_wanted(app: &App, head: &ClientHead, framing: Framing) -> bool {
     match framing {
         Framing::Empty => true,
         Framing::Length(n) if n <= READ_UNCHECKED => true,
         _ => {
-            matches!(
-                route(request.method(), request.uri().path()),
-                Route::Proxied(_)
-            ) && app.auth.check(request.headers()).is_ok()
+            matches!(route(&head.method, head.uri.path()), Route::Proxied(_))
+                && app.auth.check(&head.headers).is_ok()
         }
     }
 }

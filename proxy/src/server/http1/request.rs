@@ -1,15 +1,15 @@
 //! A client's request head, parsed from the connection's buffer: the
-//! `http::Request` the routes take, and what the head says of the body's
-//! framing and of the connection (RFC 9112). Pure: no I/O.
+//! [`ClientHead`] the routes take, its headers kept as the head's lines,
+//! and what the head says of the body's framing and of the connection
+//! (RFC 9112). Pure: no I/O.
 
 use std::mem::MaybeUninit;
 
 use bytes::BytesMut;
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, StatusCode, Uri, Version};
-use smallvec::SmallVec;
+use http::{Method, StatusCode, Uri, Version};
 
-use crate::header_names::header_name;
+use crate::client_head::{ClientHead, ClientHeaders};
+use crate::header_lines::{HeaderLines, Line, Lines};
 use crate::upstream::codec::{Framing, content_length};
 
 /// A request head larger than this is refused with 431. Offsets in a head
@@ -22,7 +22,7 @@ const MAX_HEADERS: usize = 100;
 #[derive(Debug)]
 pub struct RequestHead {
     /// Method, target, version and headers; the body is read separately.
-    pub request: Request<()>,
+    pub head: ClientHead,
     /// How the body is delimited: `Empty`, `Length` or `Chunked`.
     pub body: Framing,
     /// The client lets the connection stay open after this exchange.
@@ -55,8 +55,8 @@ impl HeadError {
 }
 
 /// Parses one request head at the front of `buffer` and consumes it
-/// (`None`: more bytes are needed). Header values share the buffer's memory
-/// rather than being copied.
+/// (`None`: more bytes are needed). The head is split off the buffer and
+/// shared: the target and the header lines are read from it, not copied.
 pub fn parse_request_head(buffer: &mut BytesMut) -> Result<Option<RequestHead>, HeadError> {
     // Uninitialised: httparse fills what it uses, and zeroing 100 slots
     // costs more than parsing a usual head.
@@ -82,49 +82,26 @@ pub fn parse_request_head(buffer: &mut BytesMut) -> Result<Option<RequestHead>, 
     };
     // Where the target and each header sit in the buffer, so that the head
     // can be split off and shared before the values are made from it.
-    let base = buffer.as_ptr() as usize;
-    // Within a head of at most 64 KiB: offsets fit in 16 bits.
-    let place = |part: &[u8]| Place {
-        at: (part.as_ptr() as usize - base) as u16,
-        len: part.len() as u16,
-    };
-    let target = place(parsed.path.ok_or(HeadError::Malformed)?.as_bytes());
-    let mut places: SmallVec<[(Place, Place); 16]> = SmallVec::new();
+    let base = buffer.as_ptr();
+    let target = parsed.path.ok_or(HeadError::Malformed)?.as_bytes();
+    let target_at = target.as_ptr() as usize - base as usize;
+    let target = target_at..target_at + target.len();
+    let mut lines = Lines::new();
+    let mut framing = FramingHeaders::default();
     for h in parsed.headers.iter() {
-        places.push((place(h.name.as_bytes()), place(h.value)));
+        framing.note(h.name.as_bytes(), h.value)?;
+        lines.push(Line::locate(base, h.name.as_bytes(), h.value));
     }
     let head = buffer.split_to(head_len).freeze();
 
-    let uri =
-        Uri::from_maybe_shared(head.slice(target.range())).map_err(|_| HeadError::Malformed)?;
-    let mut request = Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    let headers = request.headers_mut();
-    headers.reserve(places.len());
-    let mut framing = FramingHeaders::default();
-    for (name, value) in &places {
-        let name = header_name(&head[name.range()]).map_err(|_| HeadError::Malformed)?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value.range()))
-            .map_err(|_| HeadError::Malformed)?;
-        framing.note(&name, &value)?;
-        headers.append(name, value);
-    }
-    framing.into_head(request)
-}
-
-/// Where a piece of the head is in the buffer.
-#[derive(Clone, Copy)]
-struct Place {
-    at: u16,
-    len: u16,
-}
-
-impl Place {
-    fn range(self) -> std::ops::Range<usize> {
-        usize::from(self.at)..usize::from(self.at) + usize::from(self.len)
-    }
+    let uri = Uri::from_maybe_shared(head.slice(target)).map_err(|_| HeadError::Malformed)?;
+    let head = ClientHead {
+        method,
+        uri,
+        version,
+        headers: ClientHeaders::Lines(HeaderLines::new(head, lines)),
+    };
+    framing.into_head(head)
 }
 
 /// What the headers say of the body's framing and of the connection, noted
@@ -141,14 +118,9 @@ struct FramingHeaders {
 }
 
 impl FramingHeaders {
-    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), HeadError> {
-        let tokens = || {
-            value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-        };
-        if *name == header::CONTENT_LENGTH {
+    fn note(&mut self, name: &[u8], value: &[u8]) -> Result<(), HeadError> {
+        let tokens = || value.split(|b| *b == b',').map(<[u8]>::trim_ascii);
+        if name.eq_ignore_ascii_case(b"content-length") {
             for part in tokens() {
                 let n = content_length(part).map_err(|_| HeadError::InvalidLength)?;
                 if self.length.is_some_and(|seen| seen != n) {
@@ -156,29 +128,26 @@ impl FramingHeaders {
                 }
                 self.length = Some(n);
             }
-        } else if *name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Only `chunked`, once: any other coding would reach the relay
             // still encoded, under a Content-Length of its encoded size.
             let chunked_alone = self.transfer_encoding.is_none()
-                && value
-                    .as_bytes()
-                    .trim_ascii()
-                    .eq_ignore_ascii_case(b"chunked");
+                && value.trim_ascii().eq_ignore_ascii_case(b"chunked");
             self.transfer_encoding = Some(chunked_alone);
-        } else if *name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in tokens() {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
-        } else if *name == header::EXPECT {
-            self.expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            self.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
         Ok(())
     }
 
     /// The body's framing (RFC 9112 §6.3) and the connection's fate.
-    fn into_head(self, request: Request<()>) -> Result<Option<RequestHead>, HeadError> {
-        let http11 = request.version() == Version::HTTP_11;
+    fn into_head(self, head: ClientHead) -> Result<Option<RequestHead>, HeadError> {
+        let http11 = head.version == Version::HTTP_11;
         let mut keep_alive = match http11 {
             true => !self.close,
             false => self.keep_alive && !self.close,
@@ -195,10 +164,10 @@ impl FramingHeaders {
             (None, Some(n)) => Framing::Length(n),
         };
         // A tunnel is never opened: whatever follows CONNECT is not a request.
-        keep_alive &= request.method() != Method::CONNECT;
+        keep_alive &= head.method != Method::CONNECT;
         let expect_continue = self.expect_continue && http11 && body != Framing::Empty;
         Ok(Some(RequestHead {
-            request,
+            head,
             body,
             keep_alive,
             expect_continue,
@@ -224,11 +193,13 @@ mod tests {
             "POST /v1/messages?beta=true HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\nContent-Length: 2\r\n\r\n{}",
         );
         let head = parse_request_head(&mut buffer).unwrap().unwrap();
-        assert_eq!(head.request.method(), Method::POST);
-        assert_eq!(head.request.uri().path(), "/v1/messages");
-        assert_eq!(head.request.uri().query(), Some("beta=true"));
-        assert_eq!(head.request.version(), Version::HTTP_11);
-        assert_eq!(head.request.headers()["x-api-key"], "k");
+        assert_eq!(head.head.method, Method::POST);
+        assert_eq!(head.head.uri.path(), "/v1/messages");
+        assert_eq!(head.head.uri.query(), Some("beta=true"));
+        assert_eq!(head.head.version, Version::HTTP_11);
+        assert_eq!(head.head.headers.get("x-api-key"), Some(&b"k"[..]));
+        let names: Vec<_> = head.head.headers.iter().map(|(name, _)| name).collect();
+        assert_eq!(names, [&b"Host"[..], b"x-api-key", b"Content-Length"]);
         assert_eq!(head.body, Framing::Length(2));
         assert!(head.keep_alive);
         assert!(!head.expect_continue);
@@ -334,9 +305,9 @@ mod tests {
     fn pipelined_heads_are_parsed_one_at_a_time() {
         let mut buffer = BytesMut::from("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
         let first = parse_request_head(&mut buffer).unwrap().unwrap();
-        assert_eq!(first.request.uri().path(), "/a");
+        assert_eq!(first.head.uri.path(), "/a");
         let second = parse_request_head(&mut buffer).unwrap().unwrap();
-        assert_eq!(second.request.uri().path(), "/b");
+        assert_eq!(second.head.uri.path(), "/b");
         assert!(buffer.is_empty());
     }
 }
