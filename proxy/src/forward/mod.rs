@@ -41,7 +41,7 @@ use request_body::read_body;
 /// Proxies one request under `route` (the matched prefix, a metric label).
 pub async fn forward(
     ctx: &Forwarding<'_>,
-    head: ClientHead,
+    head: &ClientHead,
     body: ClientBody,
     peer: Option<&Peer>,
     route: &'static str,
@@ -52,7 +52,7 @@ pub async fn forward(
         head.uri.path(),
         route,
     );
-    match proxy(ctx, &head, body, peer, &mut record).await {
+    match proxy(ctx, head, body, peer, &mut record).await {
         Ok(answer) => stream_back(ctx, answer, record),
         Err(error) => error.into_response(record),
     }

@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use self::drain::{Drain, Entry};
 use self::idle::{Activity, close_when_idle};
+use crate::client_head::ClientHead;
 use crate::forward::headers::relay_response_map;
 use crate::forward::{ClientBody, Peer};
 use crate::routes::handle;
@@ -197,8 +198,9 @@ async fn serve_http2(
         // Boxed: hyper keeps one slot the size of this future per stream.
         Box::pin(async move {
             let (head, body) = request.into_parts();
+            let head = ClientHead::from(head);
             let body = ClientBody::Incoming(body);
-            let mut response = handle(app, head.into(), body, Some(&peer)).await;
+            let mut response = handle(&app, &head, body, Some(&peer)).await;
             // hyper writes the answer's head from its map.
             if let Some(relay) = response.body_mut().take_relay_headers() {
                 response.headers_mut().extend(relay_response_map(&relay));

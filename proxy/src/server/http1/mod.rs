@@ -155,7 +155,7 @@ impl Client {
                 None => return Ok(()),
             };
             let in_flight = activity.start();
-            let ended = self.exchange(app, peer, head).await?;
+            let ended = self.exchange(app, peer, &head).await?;
             drop(in_flight);
             match ended {
                 Ended::KeepAlive => {}
@@ -196,15 +196,15 @@ impl Client {
         &mut self,
         app: &Arc<App>,
         peer: &Peer,
-        head: RequestHead,
+        request: &RequestHead,
     ) -> io::Result<Ended> {
         let RequestHead {
-            head,
+            ref head,
             body,
             keep_alive,
             expect_continue,
-        } = head;
-        let body = match body_is_wanted(app, &head, body) {
+        } = *request;
+        let body = match body_is_wanted(app, head, body) {
             true => {
                 self.read_body(body, expect_continue, app.config.max_body_bytes)
                     .await?
@@ -232,7 +232,7 @@ impl Client {
 
         // Boxed: the request's state (several KiB) is held only until the
         // answer's head is out, not for the connection's life.
-        let mut handler = Box::pin(handle(app.clone(), head, body, Some(peer)));
+        let mut handler = Box::pin(handle(app, head, body, Some(peer)));
         let answered = tokio::select! {
             biased;
             response = &mut handler => Some(response),
