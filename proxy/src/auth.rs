@@ -197,7 +197,7 @@ mod tests {
             );
         }
         [
-            ClientHeaders::Lines(HeaderLines::from_text(text)),
+            ClientHeaders::lines(HeaderLines::from_text(text)),
             ClientHeaders::Map(map),
         ]
     }

@@ -23,18 +23,73 @@ pub struct ClientHead {
 /// A request's headers, as the server read them.
 #[derive(Debug)]
 pub enum ClientHeaders {
-    /// HTTP/1: the lines as sent, names in any case.
-    Lines(HeaderLines),
+    /// HTTP/1: the lines as sent, names in any case, and what the parser
+    /// noted of them.
+    Lines(HeaderLines, Noted),
     /// HTTP/2: hyper's map, names in lowercase.
     Map(HeaderMap),
 }
 
+/// What the rewrite for the relay has to look for first, and nearly no
+/// request has. The HTTP/1 parser notes it as it reads each line, which
+/// spares the rewrite a pass over the lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Noted {
+    /// A `Connection` header is there (it may name others to drop).
+    pub connection: bool,
+    /// A value carries an Anthropic secret ([`carries_anthropic_secret`]).
+    pub anthropic_secret: bool,
+}
+
+impl Noted {
+    /// Notes one header.
+    pub fn note(&mut self, name: &[u8], value: &[u8]) {
+        self.connection |= name.eq_ignore_ascii_case(b"connection");
+        self.anthropic_secret |= carries_anthropic_secret(value);
+    }
+}
+
+/// An Anthropic secret as clients send it: `sk-ant-…`, `Bearer sk-ant-…`,
+/// or `authenticator sk-ant-…` (claude-relay-service's format), whether
+/// the rest of the value is text or not.
+pub fn carries_anthropic_secret(value: &[u8]) -> bool {
+    let token = match value.iter().position(|b| *b == b' ') {
+        // Header values hold no line breaks: only spaces and tabs to trim.
+        Some(space) => value[space + 1..].trim_ascii_start(),
+        None => value,
+    };
+    token.starts_with(b"sk-ant-")
+}
+
 impl ClientHeaders {
+    /// HTTP/1 lines, noted by a scan of them.
+    pub fn lines(lines: HeaderLines) -> Self {
+        let mut noted = Noted::default();
+        lines
+            .iter()
+            .for_each(|(name, value)| noted.note(name, value));
+        Self::Lines(lines, noted)
+    }
+
+    /// What [`Noted`] says: as the parser noted it, or found by a scan of a
+    /// map.
+    pub fn noted(&self) -> Noted {
+        match self {
+            Self::Lines(_, noted) => *noted,
+            Self::Map(_) => {
+                let mut noted = Noted::default();
+                self.iter()
+                    .for_each(|(name, value)| noted.note(name, value));
+                noted
+            }
+        }
+    }
+
     /// Each header, in order (a map gives the values of a name together):
     /// its name, its value.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         match self {
-            Self::Lines(lines) => Either::Left(lines.iter()),
+            Self::Lines(lines, _) => Either::Left(lines.iter()),
             Self::Map(map) => Either::Right(
                 map.iter()
                     .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
@@ -45,7 +100,7 @@ impl ClientHeaders {
     /// The first value of `name` (given in lowercase), in any case.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         match self {
-            Self::Lines(lines) => lines.get(name),
+            Self::Lines(lines, _) => lines.get(name),
             Self::Map(map) => map.get(name).map(|value| value.as_bytes()),
         }
     }
@@ -84,7 +139,7 @@ mod tests {
 
     #[test]
     fn lines_and_map_read_alike() {
-        let lines = ClientHeaders::Lines(HeaderLines::from_text(
+        let lines = ClientHeaders::lines(HeaderLines::from_text(
             "X-Api-Key: k1\r\nAccept: */*\r\nx-api-key: k2\r\n",
         ));
         let mut map = HeaderMap::new();
@@ -105,8 +160,33 @@ mod tests {
     }
 
     #[test]
+    fn the_rare_headers_are_noted_alike() {
+        let mut map = HeaderMap::new();
+        map.append("x-a", "Bearer sk-ant-x".parse().unwrap());
+        assert_eq!(
+            ClientHeaders::Map(map).noted(),
+            Noted {
+                connection: false,
+                anthropic_secret: true
+            }
+        );
+        let lines = ClientHeaders::lines(HeaderLines::from_text("Connection: close\r\n"));
+        assert_eq!(
+            lines.noted(),
+            Noted {
+                connection: true,
+                anthropic_secret: false
+            }
+        );
+        assert_eq!(
+            ClientHeaders::lines(HeaderLines::default()).noted(),
+            Noted::default()
+        );
+    }
+
+    #[test]
     fn text_is_visible_ascii_only() {
-        let lines = ClientHeaders::Lines(HeaderLines::from_text(
+        let lines = ClientHeaders::lines(HeaderLines::from_text(
             b"a: x y\r\nb: caf\xc3\xa9\r\nc: \xff\r\n",
         ));
         assert_eq!(lines.get_text("a"), Some("x y"));

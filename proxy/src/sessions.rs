@@ -130,12 +130,12 @@ mod tests {
     use crate::header_lines::HeaderLines;
 
     fn none() -> ClientHeaders {
-        ClientHeaders::Lines(HeaderLines::default())
+        ClientHeaders::lines(HeaderLines::default())
     }
 
     fn with_session(id: &str) -> ClientHeaders {
         let text = format!("X-Claude-Code-Session-Id: {id}\r\n");
-        ClientHeaders::Lines(HeaderLines::from_text(text))
+        ClientHeaders::lines(HeaderLines::from_text(text))
     }
 
     #[test]

@@ -9,7 +9,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use smallvec::SmallVec;
 
 use super::peer::Peer;
-use crate::client_head::{ClientHeaders, header_text};
+use crate::client_head::{ClientHeaders, carries_anthropic_secret, header_text};
 use crate::upstream::RelayHeaders;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only.
@@ -87,18 +87,6 @@ fn request_header(name: &[u8]) -> RequestHeader {
     }
 }
 
-/// An Anthropic secret as clients send it: `sk-ant-…`, `Bearer sk-ant-…`,
-/// or `authenticator sk-ant-…` (claude-relay-service's format), whether
-/// the rest of the value is text or not.
-fn carries_anthropic_secret(value: &[u8]) -> bool {
-    let token = match value.iter().position(|b| *b == b' ') {
-        // Header values hold no line breaks: only spaces and tabs to trim.
-        Some(space) => value[space + 1..].trim_ascii_start(),
-        None => value,
-    };
-    token.starts_with(b"sk-ant-")
-}
-
 /// Where the backend's request headers go: the request head being written
 /// (straight to bytes), or a `HeaderMap`. Names and values given are ones a
 /// client sent, or the proxy's own, so valid.
@@ -131,19 +119,22 @@ pub fn upstream_headers(
     peer: Option<&Peer>,
     sink: &mut impl HeaderSink,
 ) {
-    // Rare, so looked for first: the values of `Connection`, and the names
-    // that have a value carrying a secret (with whether the account id was
-    // sent in their place yet).
+    // Rare, so looked for first, and only when the parser saw them: the
+    // values of `Connection`, and the names that have a value carrying a
+    // secret (with whether the account id was sent in their place yet).
     let mut connection: SmallVec<[&[u8]; 2]> = SmallVec::new();
     let mut secret: SmallVec<[(&[u8], bool); 2]> = SmallVec::new();
-    for (name, value) in client.iter() {
-        if name.eq_ignore_ascii_case(b"connection") {
-            connection.push(value);
-        }
-        if carries_anthropic_secret(value)
-            && !secret.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            secret.push((name, false));
+    let noted = client.noted();
+    if noted.connection || noted.anthropic_secret {
+        for (name, value) in client.iter() {
+            if name.eq_ignore_ascii_case(b"connection") {
+                connection.push(value);
+            }
+            if carries_anthropic_secret(value)
+                && !secret.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                secret.push((name, false));
+            }
         }
     }
     let (mut forwarded_for, mut forwarded_proto) = (false, false);
@@ -155,10 +146,13 @@ pub fn upstream_headers(
         {
             continue;
         }
-        if let Some((_, sent)) = secret
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
+        let secret_name = match secret.is_empty() {
+            true => None,
+            false => secret
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name)),
+        };
+        if let Some((_, sent)) = secret_name {
             // One header, one account id.
             if !std::mem::replace(sent, true) {
                 sink.header(name, account_key.as_bytes());
@@ -331,7 +325,7 @@ mod tests {
             );
         }
         [
-            ClientHeaders::Lines(crate::header_lines::HeaderLines::from_text(text)),
+            ClientHeaders::lines(crate::header_lines::HeaderLines::from_text(text)),
             ClientHeaders::Map(map),
         ]
     }

@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 use bytes::BytesMut;
 use http::{Method, StatusCode, Uri, Version};
 
-use crate::client_head::{ClientHead, ClientHeaders};
+use crate::client_head::{ClientHead, ClientHeaders, Noted};
 use crate::header_lines::{HeaderLines, Line, Lines};
 use crate::upstream::codec::{Framing, content_length};
 
@@ -88,8 +88,10 @@ pub fn parse_request_head(buffer: &mut BytesMut) -> Result<Option<RequestHead>, 
     let target = target_at..target_at + target.len();
     let mut lines = Lines::new();
     let mut framing = FramingHeaders::default();
+    let mut noted = Noted::default();
     for h in parsed.headers.iter() {
         framing.note(h.name.as_bytes(), h.value)?;
+        noted.note(h.name.as_bytes(), h.value);
         lines.push(Line::locate(base, h.name.as_bytes(), h.value));
     }
     let head = buffer.split_to(head_len).freeze();
@@ -99,7 +101,7 @@ pub fn parse_request_head(buffer: &mut BytesMut) -> Result<Option<RequestHead>, 
         method,
         uri,
         version,
-        headers: ClientHeaders::Lines(HeaderLines::new(head, lines)),
+        headers: ClientHeaders::Lines(HeaderLines::new(head, lines), noted),
     };
     framing.into_head(head)
 }
