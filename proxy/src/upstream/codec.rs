@@ -127,10 +127,6 @@ pub struct ResponseHead {
 
 /// What [`parse_response_head`] found at the front of the buffer.
 #[derive(Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "returned once per answer and taken apart at once; a boxed head would cost an allocation per answer"
-)]
 pub enum Parsed {
     /// More bytes are needed.
     Partial,
