@@ -92,6 +92,7 @@ settings! {
     SHUTDOWN_DELAY: SettingDuration = SettingDuration::from_secs(5);
     DRAIN_TIMEOUT: SettingDuration = SettingDuration::from_secs(30);
     CLIENT_IDLE_TIMEOUT: SettingDuration = SettingDuration::from_secs(30);
+    WORKER_THREADS: u32 = 0;
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         auth = app.config.auth.enabled,
         keys = app.auth.key_count(),
         retry_attempts = app.config.retry_attempts,
+        threads = app.config.serving_threads(),
         "claude-middleware listening"
     );
 

@@ -26,11 +26,14 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// is `/api/v1`).
 const RELAY_MESSAGES_PATH: &str = "/api/v1/messages";
 
-/// A stack whose proxy requires [`CLIENT_KEY`].
+/// A stack whose proxy requires [`CLIENT_KEY`], on one serving thread (the
+/// current-thread runtime, as in a pod limited to one CPU): the server's
+/// reads, writes and the watch for a client leaving share it.
 async fn stack_with_auth(extra: &[(&str, &str)]) -> Stack {
     let mut env = vec![
         ("MIDDLEWARE_AUTH_ENABLED", "true"),
         ("MIDDLEWARE_API_KEYS", CLIENT_KEY),
+        ("WORKER_THREADS", "1"),
     ];
     env.extend_from_slice(extra);
     Stack::start(&env).await

@@ -13,6 +13,12 @@ use cmw_tests::stack::{
 use futures_util::StreamExt;
 use serde_json::Value;
 
+/// The proxy on one serving thread: its current-thread runtime, as in a pod
+/// limited to one CPU (and in `make bench`). The tests that take it are the
+/// ones where one thread could stall: Redis frozen, clients leaving, a drain
+/// of a thousand streams, slow heads.
+const ONE_THREAD: (&str, &str) = ("WORKER_THREADS", "1");
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
@@ -85,7 +91,7 @@ async fn redis_killed_for_30_seconds_under_steady_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_does_not_stall_requests() {
-    let stack = Stack::start(&[]).await;
+    let stack = Stack::start(&[ONE_THREAD]).await;
     let base = stack.url();
     stack.redis.pause(Duration::from_secs(8));
     println!("tried: froze redis-server (SIGSTOP) for 8 s");
@@ -225,7 +231,7 @@ async fn ten_thousand_requests_leak_no_file_descriptors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_leaving_mid_stream_cancels_the_upstream_within_a_second() {
-    let stack = Stack::start(&[]).await;
+    let stack = Stack::start(&[ONE_THREAD]).await;
     let response = post_messages(
         &stack.url(),
         true,
@@ -254,6 +260,7 @@ async fn a_client_leaving_mid_stream_cancels_the_upstream_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_streams_drain_on_sigterm() {
     let mut stack = Stack::start(&[
+        ONE_THREAD,
         ("SHUTDOWN_DELAY", "0"),
         ("DRAIN_TIMEOUT", "30s"),
         ("RUST_LOG", "warn"),
@@ -506,7 +513,7 @@ async fn logs_of_a_full_run_hold_no_key_token_or_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_heads_and_idle_connections_are_closed_but_a_long_stream_is_not() {
-    let stack = Stack::start(&[("CLIENT_IDLE_TIMEOUT", "1s")]).await;
+    let stack = Stack::start(&[("CLIENT_IDLE_TIMEOUT", "1s"), ONE_THREAD]).await;
     let port = stack.proxy.port();
 
     // Slowloris: a head that never ends.
@@ -556,4 +563,23 @@ async fn slow_heads_and_idle_connections_are_closed_but_a_long_stream_is_not() {
         lasted.is_some_and(|d| d >= Duration::from_secs(2)),
         "{lasted:?}"
     );
+}
+
+/// `WORKER_THREADS` picks the runtime: one thread serves everything with
+/// `1`; with `2`, two workers beside the main thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_threads_set_the_threads_that_serve() {
+    // One more at most: a blocking-pool thread (a name lookup) may linger.
+    for (threads, expected) in [("1", 1..=2), ("2", 3..=4)] {
+        let stack = Stack::start(&[("WORKER_THREADS", threads)]).await;
+        let base = stack.url();
+        for stream in [false, true] {
+            let (status, _) = served_by(post_messages(&base, stream, &[]).await).await;
+            assert_eq!(status, 200);
+        }
+        let count = std::fs::read_dir(format!("/proc/{}/task", stack.proxy.pid()))
+            .map_or(0, |tasks| tasks.count());
+        println!("observed: WORKER_THREADS={threads}: {count} threads");
+        assert!(expected.contains(&count), "{count} threads");
+    }
 }

@@ -103,6 +103,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// An HTTP/1 connection with no request for one to two of these is closed.
     pub client_idle_timeout: Duration,
+    /// Threads serving traffic; `0`: one per CPU the process may use.
+    pub worker_threads: u32,
 }
 
 impl Config {
@@ -170,7 +172,27 @@ impl Config {
             shutdown_delay: duration(&raw.shutdown_delay, SHUTDOWN_DELAY)?,
             drain_timeout: duration(&raw.drain_timeout, DRAIN_TIMEOUT)?,
             client_idle_timeout,
+            worker_threads: number(
+                &raw.worker_threads,
+                WORKER_THREADS,
+                |n| *n <= MAX_WORKER_THREADS,
+                "a whole number from 0 (one per CPU) to 1024",
+            )?,
         })
+    }
+}
+
+const MAX_WORKER_THREADS: u32 = 1024;
+
+impl Config {
+    /// The threads that serve traffic: `WORKER_THREADS`, or with `0` the
+    /// CPUs this process may use (its affinity and its cgroup's CPU quota,
+    /// so a pod limited to one CPU gets one).
+    pub fn serving_threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n as usize,
+        }
     }
 }
 

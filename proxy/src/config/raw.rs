@@ -73,4 +73,6 @@ pub struct RawSettings {
     pub drain_timeout: Option<String>,
     #[arg(long, env = CLIENT_IDLE_TIMEOUT.env, help = CLIENT_IDLE_TIMEOUT.help("An HTTP/1 client connection with no request in flight and none started for this long is closed: a request head sent too slowly, an idle keep-alive connection"))]
     pub client_idle_timeout: Option<String>,
+    #[arg(long, env = WORKER_THREADS.env, help = WORKER_THREADS.help("Threads serving traffic; 0: one per CPU the process may use. With one, a single-threaded runtime serves everything"))]
+    pub worker_threads: Option<String>,
 }

@@ -32,6 +32,20 @@ fn defaults_match_the_go_middleware() {
     assert_eq!(config.client_idle_timeout, Duration::from_secs(30));
     assert_eq!(config.shutdown_delay, Duration::from_secs(5));
     assert_eq!(config.log_format, LogFormat::Text);
+    assert_eq!(config.worker_threads, 0);
+}
+
+#[test]
+fn serving_threads_are_the_cpus_unless_set() {
+    let auto = Config::from_raw(&raw()).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(auto.serving_threads(), cpus);
+    let one = Config::from_raw(&RawSettings {
+        worker_threads: Some("1".into()),
+        ..raw()
+    })
+    .unwrap();
+    assert_eq!(one.serving_threads(), 1);
 }
 
 #[test]
@@ -170,6 +184,20 @@ fn each_error_names_its_variable() {
                 ..raw()
             },
             "CLIENT_IDLE_TIMEOUT",
+        ),
+        (
+            RawSettings {
+                worker_threads: Some("-1".into()),
+                ..raw()
+            },
+            "WORKER_THREADS",
+        ),
+        (
+            RawSettings {
+                worker_threads: Some("4096".into()),
+                ..raw()
+            },
+            "WORKER_THREADS",
         ),
         (
             RawSettings {
