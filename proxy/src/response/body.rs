@@ -128,13 +128,15 @@ pin_project! {
         inner: RelayBody,
         // Made only when the backend first keeps the body waiting (a small
         // answer that is there at once never needs it), for
-        // `last_frame + idle_timeout`, and moved on to the then last frame's
+        // `idle_timeout` from then, and moved on to the last frame's
         // deadline only when it fires: moving it on every frame costs more,
         // and the timeout still counts from the last frame.
         #[pin]
         idle: Option<Sleep>,
         idle_timeout: Duration,
-        last_frame: Instant,
+        // When the last frame came, read only once `idle` is there: the
+        // frames of an answer that never waits need no clock.
+        last_frame: Option<Instant>,
         // Bytes read ahead (the first SSE event), sent before the rest.
         prefix: Option<Bytes>,
         // The relay's header lines, until the server takes them to write
@@ -157,7 +159,7 @@ impl UpstreamBody {
             inner,
             idle: None,
             idle_timeout,
-            last_frame: Instant::now(),
+            last_frame: None,
             prefix: (!prefix.is_empty()).then_some(prefix),
             relay_headers: Some(relay_headers),
             guard: RecordGuard {
@@ -187,7 +189,9 @@ impl Body for UpstreamBody {
         }
         match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                *this.last_frame = Instant::now();
+                if this.idle.is_some() {
+                    *this.last_frame = Some(Instant::now());
+                }
                 if let (Some(data), Some(record)) = (frame.data_ref(), this.guard.record.as_mut()) {
                     record.on_chunk(data);
                 }
@@ -208,8 +212,11 @@ impl Body for UpstreamBody {
             }
             Poll::Pending => {
                 if this.idle.is_none() {
-                    let deadline = *this.last_frame + *this.idle_timeout;
-                    this.idle.set(Some(tokio::time::sleep_until(deadline)));
+                    // The wait starts now: the frames so far came without one.
+                    let now = Instant::now();
+                    *this.last_frame = Some(now);
+                    this.idle
+                        .set(Some(tokio::time::sleep_until(now + *this.idle_timeout)));
                 }
                 // Always there: set just above.
                 let Some(mut idle) = this.idle.as_mut().as_pin_mut() else {
@@ -218,7 +225,9 @@ impl Body for UpstreamBody {
                 loop {
                     ready!(idle.as_mut().poll(cx));
                     // Fired: idle for the whole timeout, unless a frame came since.
-                    let deadline = *this.last_frame + *this.idle_timeout;
+                    let Some(deadline) = this.last_frame.map(|t| t + *this.idle_timeout) else {
+                        break;
+                    };
                     if deadline <= idle.deadline() {
                         break;
                     }
