@@ -53,7 +53,7 @@ impl Noted {
 /// or `authenticator sk-ant-…` (claude-relay-service's format), whether
 /// the rest of the value is text or not.
 pub fn carries_anthropic_secret(value: &[u8]) -> bool {
-    let token = match value.iter().position(|b| *b == b' ') {
+    let token = match memchr::memchr(b' ', value) {
         // Header values hold no line breaks: only spaces and tabs to trim.
         Some(space) => value[space + 1..].trim_ascii_start(),
         None => value,

@@ -80,23 +80,33 @@ impl RequestRecord {
         });
         let path = &*self.path;
         let account = self.account.as_deref().map(short_id).unwrap_or("-");
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let ttfb_ms = self
-            .first_byte
-            .map(|t| (t - self.started).as_secs_f64() * 1000.0);
         let outcome = outcome.as_str();
+        // The times are worked out inside the macros, which evaluate their
+        // fields only when the line is logged: with request lines off, no
+        // clock is read here.
         if self.status >= 500 || detail.is_some() {
             tracing::warn!(
                 method = %self.method, path, status = self.status, account, attempts = self.attempts,
-                duration_ms, ttfb_ms, bytes = self.bytes, outcome, detail,
+                duration_ms = self.duration_ms(), ttfb_ms = self.ttfb_ms(), bytes = self.bytes,
+                outcome, detail,
                 "request"
             );
         } else {
             tracing::info!(
                 method = %self.method, path, status = self.status, account, attempts = self.attempts,
-                duration_ms, ttfb_ms, bytes = self.bytes, outcome,
+                duration_ms = self.duration_ms(), ttfb_ms = self.ttfb_ms(), bytes = self.bytes,
+                outcome,
                 "request"
             );
         }
+    }
+
+    fn duration_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    fn ttfb_ms(&self) -> Option<f64> {
+        self.first_byte
+            .map(|t| (t - self.started).as_secs_f64() * 1000.0)
     }
 }
