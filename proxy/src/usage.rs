@@ -374,8 +374,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub fn request_model(body: &[u8]) -> Option<&str> {
     const KEY: &[u8] = b"\"model\"";
     static KEY_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(KEY));
-    for at in KEY_FINDER.find_iter(body) {
-        let rest = &body[at + KEY.len()..];
+    // `find` from each place on: `find_iter` copies the searcher's state
+    // into its iterator on every call.
+    let mut from = 0;
+    while let Some(found) = KEY_FINDER.find(&body[from..]) {
+        from += found + KEY.len();
+        let rest = &body[from..];
         let rest = trim_start(rest).strip_prefix(b":")?;
         let rest = trim_start(rest).strip_prefix(b"\"")?;
         let end = memchr::memchr2(b'"', b'\\', rest)?;
