@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(headers.get("api-key").is_none());
         for (_, value) in &headers {
             let bytes = value.as_bytes();
-            let token = match bytes.iter().position(|b| *b == b' ') {
+            let token = match bytes.iter().position(|b| *b == b' ' || *b == b'\t') {
                 Some(space) => bytes[space + 1..].trim_ascii_start(),
                 None => bytes,
             };

@@ -180,27 +180,7 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header_lines::HeaderLines;
-    use http::{HeaderMap, HeaderValue};
-
-    /// The same headers as an HTTP/1 head's lines and as an HTTP/2 map.
-    fn both(pairs: &[(&str, &[u8])]) -> [ClientHeaders; 2] {
-        let mut text = Vec::new();
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            text.extend_from_slice(format!("{name}: ").as_bytes());
-            text.extend_from_slice(value);
-            text.extend_from_slice(b"\r\n");
-            map.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_bytes(value).unwrap(),
-            );
-        }
-        [
-            ClientHeaders::lines(HeaderLines::from_text(text)),
-            ClientHeaders::Map(map),
-        ]
-    }
+    use crate::client_head::both_forms;
 
     /// Checks `pairs` in both forms, which must agree.
     fn check(auth: &Authenticator, pairs: &[(&str, &str)]) -> Result<(), AuthError> {
@@ -209,7 +189,7 @@ mod tests {
     }
 
     fn check_bytes(auth: &Authenticator, pairs: &[(&str, &[u8])]) -> Result<(), AuthError> {
-        let [lines, map] = both(pairs);
+        let [lines, map] = both_forms(pairs);
         let result = auth.check(&lines);
         assert_eq!(result, auth.check(&map), "{pairs:?}");
         result
@@ -217,7 +197,7 @@ mod tests {
 
     fn presented(pairs: &[(&str, &str)]) -> Option<Vec<u8>> {
         let pairs: Vec<(&str, &[u8])> = pairs.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-        let [lines, map] = both(&pairs);
+        let [lines, map] = both_forms(&pairs);
         let key = presented_key(&lines).map(<[u8]>::to_vec);
         assert_eq!(key.as_deref(), presented_key(&map), "{pairs:?}");
         key

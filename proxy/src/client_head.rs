@@ -53,8 +53,9 @@ impl Noted {
 /// or `authenticator sk-ant-…` (claude-relay-service's format), whether
 /// the rest of the value is text or not.
 pub fn carries_anthropic_secret(value: &[u8]) -> bool {
-    let token = match memchr::memchr(b' ', value) {
-        // Header values hold no line breaks: only spaces and tabs to trim.
+    // After the scheme, a space or a tab; header values hold no line
+    // breaks, so only spaces and tabs are trimmed.
+    let token = match memchr::memchr2(b' ', b'\t', value) {
         Some(space) => value[space + 1..].trim_ascii_start(),
         None => value,
     };
@@ -131,6 +132,27 @@ impl From<http::request::Parts> for ClientHead {
             headers: ClientHeaders::Map(parts.headers),
         }
     }
+}
+
+/// The same headers as an HTTP/1 head's lines and as an HTTP/2 map, for
+/// tests that hold both forms to the same result.
+#[cfg(test)]
+pub fn both_forms(pairs: &[(&str, &[u8])]) -> [ClientHeaders; 2] {
+    let mut text = Vec::new();
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        text.extend_from_slice(format!("{name}: ").as_bytes());
+        text.extend_from_slice(value);
+        text.extend_from_slice(b"\r\n");
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            http::HeaderValue::from_bytes(value).expect("a header value"),
+        );
+    }
+    [
+        ClientHeaders::lines(HeaderLines::from_text(text)),
+        ClientHeaders::Map(map),
+    ]
 }
 
 #[cfg(test)]

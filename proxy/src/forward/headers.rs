@@ -283,6 +283,7 @@ pub fn rewrite_response_headers(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_head::both_forms;
 
     fn map(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
@@ -311,30 +312,11 @@ mod tests {
         rewritten(&pairs, "acct-1234", Some(&peer()))
     }
 
-    /// The client's headers as an HTTP/1 head's lines and as an HTTP/2 map.
-    fn both(pairs: &[(&str, &[u8])]) -> [ClientHeaders; 2] {
-        let mut text = Vec::new();
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            text.extend_from_slice(format!("{name}: ").as_bytes());
-            text.extend_from_slice(value);
-            text.extend_from_slice(b"\r\n");
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_bytes(value).unwrap(),
-            );
-        }
-        [
-            ClientHeaders::lines(crate::header_lines::HeaderLines::from_text(text)),
-            ClientHeaders::Map(map),
-        ]
-    }
-
     /// The rewrite of both forms of `pairs`, which must send the same
     /// headers (names lowercased and grouped: their order carries no
     /// meaning, RFC 9110 §5.3).
     fn rewritten(pairs: &[(&str, &[u8])], key: &'static str, peer: Option<&Peer>) -> HeaderMap {
-        let [lines, map] = both(pairs).map(|client| {
+        let [lines, map] = both_forms(pairs).map(|client| {
             let mut out = HeaderMap::new();
             upstream_headers(&client, &HeaderValue::from_static(key), peer, &mut out);
             out
@@ -375,11 +357,13 @@ mod tests {
             ("x-custom-auth", "authenticator sk-ant-api03-secret"),
             ("x-other", "sk-ant-oat01-secret"),
             ("x-spaced", "Bearer  \tsk-ant-oat01-secret"),
+            ("x-tabbed", "Bearer\tsk-ant-oat01-secret"),
             ("x-plain", "nothing secret"),
         ]);
         assert_eq!(h["x-custom-auth"], "acct-1234");
         assert_eq!(h["x-other"], "acct-1234");
         assert_eq!(h["x-spaced"], "acct-1234");
+        assert_eq!(h["x-tabbed"], "acct-1234");
         assert_eq!(h["x-plain"], "nothing secret");
         assert!(!format!("{h:?}").contains("sk-ant"));
     }
@@ -498,7 +482,7 @@ mod tests {
         let secret: Vec<_> = h.get_all("x-secret").iter().collect();
         assert_eq!(secret, ["acct-1234"]);
         // Written to the relay as sent, in the order sent.
-        let [lines, _] = both(sent);
+        let [lines, _] = both_forms(sent);
         let mut head = Vec::new();
         upstream_headers(&lines, &HeaderValue::from_static("k"), None, &mut head);
         let head = String::from_utf8(head).unwrap();
