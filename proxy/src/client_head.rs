@@ -63,7 +63,9 @@ pub fn carries_anthropic_secret(value: &[u8]) -> bool {
 }
 
 impl ClientHeaders {
-    /// HTTP/1 lines, noted by a scan of them.
+    /// HTTP/1 lines, noted by a scan of them (the parser notes them as it
+    /// reads them instead).
+    #[cfg(test)]
     pub fn lines(lines: HeaderLines) -> Self {
         let mut noted = Noted::default();
         lines

@@ -224,10 +224,11 @@ impl Body for UpstreamBody {
                 };
                 loop {
                     ready!(idle.as_mut().poll(cx));
-                    // Fired: idle for the whole timeout, unless a frame came since.
-                    let Some(deadline) = this.last_frame.map(|t| t + *this.idle_timeout) else {
-                        break;
-                    };
+                    // Fired: idle for the whole timeout, unless a frame came
+                    // since (`last_frame` is set whenever `idle` is).
+                    let deadline = this
+                        .last_frame
+                        .map_or(idle.deadline(), |t| t + *this.idle_timeout);
                     if deadline <= idle.deadline() {
                         break;
                     }

@@ -61,24 +61,25 @@ impl RelayHeaders {
     pub fn to_header_map(&self) -> HeaderMap {
         self.lines.to_header_map()
     }
+    /// The headers of an answer head with `lines` (`Name: value`, each
+    /// ended by CRLF), parsed and noted by the relay client's codec.
+    #[cfg(test)]
+    pub fn parsed(lines: &str) -> Self {
+        use super::codec::{Parsed, parse_response_head};
+        let head = format!("HTTP/1.1 200 OK\r\n{lines}\r\n");
+        match parse_response_head(&mut head.as_str().into(), &http::Method::GET) {
+            Ok(Parsed::Final(head)) => head.headers,
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Headers noted the way the codec does, from `text` lines.
     fn headers(text: &str) -> RelayHeaders {
-        let lines = HeaderLines::from_text(text);
-        let mut noted = Noted::default();
-        for (at, (name, _)) in lines.iter().enumerate() {
-            if name.eq_ignore_ascii_case(b"content-type") {
-                noted.content_type = noted.content_type.or(Some(at as u16));
-            }
-            noted.connection |= name.eq_ignore_ascii_case(b"connection");
-            noted.transfer_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
-        }
-        RelayHeaders::new(lines, noted)
+        RelayHeaders::parsed(text)
     }
 
     #[test]
