@@ -1,4 +1,4 @@
-.PHONY: demo demo-clean test lint fuzz bench
+.PHONY: demo demo-clean test lint fuzz bench release
 # The two commands of README.md.
 demo:
 	./scripts/demo.sh
@@ -10,6 +10,11 @@ test:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The proxy as shipped: the release build with a profile of its own traffic
+# (target/pgo/claude-middleware; Dockerfile.proxy runs the same script).
+release:
+	./scripts/build-pgo.sh
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -9,10 +9,14 @@
 #
 # Also instructions per SSE stream (REQUESTS/4 streams of 9 events), and both instruction
 # figures for nginx as a plain reverse proxy (bench/nginx.conf.template, one process) on the
-# same requests. Prints {"requests":…, "instructions_per_request":…,
-# "nginx_instructions_per_request":…, "streams":…, "instructions_per_stream":…,
+# same requests. Instructions are not cycles: callgrind also simulates the caches and branch
+# predictor, and the estimated cycles (its usual weighting: Ir + 10 × (L1 misses + branch
+# mispredictions) + 100 × last-level misses) are what tracked CPU time on this machine.
+# Prints {"requests":…, "instructions_per_request":…, "nginx_instructions_per_request":…,
+# "cycles_per_request":…, "nginx_cycles_per_request":…, "l1_misses_per_request":…,
+# "nginx_l1_misses_per_request":…, "streams":…, "instructions_per_stream":…,
 # "nginx_instructions_per_stream":…, "allocations_per_request":…} and writes it to
-# $OUT/cost.json.
+# $OUT/cost.json. The proxy measured is $PROXY_BIN (bench/lib.sh), else $BIN's.
 # Needs target/release (or $BIN), valgrind and heaptrack (Debian packages). KEEP_WORK=1 keeps
 # the callgrind dumps (callgrind_annotate them to see where the instructions go).
 set -euo pipefail
@@ -56,8 +60,16 @@ callgrind_counts() {
   echo "$(totals "$out.1") $sent $(totals "$out.2") $streams"
 }
 totals() { awk '/^totals:/ { print $2 }' "$1"; }
+# simulated FILE: "ESTIMATED_CYCLES L1_MISSES" of a dump, from its events by name.
+simulated() {
+  awk '/^events:/ { for (i = 2; i <= NF; i++) col[$i] = i }
+    /^totals:/ { l1 = $col["I1mr"] + $col["D1mr"] + $col["D1mw"]
+      ll = $col["ILmr"] + $col["DLmr"] + $col["DLmw"]; bm = $col["Bcm"] + $col["Bim"]
+      print $col["Ir"] + 10 * (l1 + bm) + 100 * ll, l1 }' "$1"
+}
 
-PROXY_WRAP=(valgrind --tool=callgrind --instr-atstart=no
+SIMULATE=(--cache-sim=yes --branch-sim=yes)
+PROXY_WRAP=(valgrind --tool=callgrind --instr-atstart=no "${SIMULATE[@]}"
   --callgrind-out-file="$WORK/callgrind.out")
 proxy=$(free_port); start_proxy "$proxy" "$redis" "$standin"
 read -r instructions sent stream_instructions streams \
@@ -65,12 +77,14 @@ read -r instructions sent stream_instructions streams \
 stop_pid "$PROXY_PID"
 
 # The same for nginx, as the reference the proxy's figures are compared with.
-NGINX_WRAP=(valgrind --tool=callgrind --instr-atstart=no
+NGINX_WRAP=(valgrind --tool=callgrind --instr-atstart=no "${SIMULATE[@]}"
   --callgrind-out-file="$WORK/nginx.callgrind.out")
 nginx=$(free_port); NGINX_MASTER=off start_nginx "$nginx" "$standin" "$WORK/nginx"
 read -r nginx_instructions nginx_sent nginx_stream_instructions nginx_streams \
   < <(callgrind_counts "$NGINX_PID" "$nginx" "$WORK/nginx.callgrind.out")
 stop_pid "$NGINX_PID"
+read -r cycles l1_misses < <(simulated "$WORK/callgrind.out.1")
+read -r nginx_cycles nginx_l1_misses < <(simulated "$WORK/nginx.callgrind.out.1")
 
 # Allocations: heaptrack has no switch, so two runs, with and without the
 # measured requests, and the difference.
@@ -79,7 +93,7 @@ heap_run() { # NAME EXTRA_REQUESTS
   local port; port=$(free_port); start_proxy "$port" "$redis" "$standin"
   drive "$port" "$WARMUP" >/dev/null
   [ "$2" -eq 0 ] || drive "$port" "$2" >"$WORK/heap-$1.requests"
-  local real; real=$(pgrep -f "^$BIN/claude-middleware" -P "$PROXY_PID" | head -1 || true)
+  local real; real=$(pgrep -f "^$(proxy_bin)" -P "$PROXY_PID" | head -1 || true)
   kill -TERM "${real:-$PROXY_PID}" 2>/dev/null || true
   wait "$PROXY_PID" 2>/dev/null || true
   heaptrack_print -f "$WORK"/heap-"$1".*zst --print-peaks 0 --print-allocators 0 \
@@ -96,10 +110,16 @@ jq -n --argjson instructions "$instructions" --argjson sent "$sent" \
   --argjson heap_sent "$heap_sent" \
   --argjson nginx_instructions "$nginx_instructions" --argjson nginx_sent "$nginx_sent" \
   --argjson nginx_stream_instructions "$nginx_stream_instructions" \
-  --argjson nginx_streams "$nginx_streams" '{
+  --argjson nginx_streams "$nginx_streams" \
+  --argjson cycles "$cycles" --argjson nginx_cycles "$nginx_cycles" \
+  --argjson l1_misses "$l1_misses" --argjson nginx_l1_misses "$nginx_l1_misses" '{
     requests: $sent,
     instructions_per_request: ($instructions / $sent | round),
     nginx_instructions_per_request: ($nginx_instructions / $nginx_sent | round),
+    cycles_per_request: ($cycles / $sent | round),
+    nginx_cycles_per_request: ($nginx_cycles / $nginx_sent | round),
+    l1_misses_per_request: ($l1_misses / $sent | round),
+    nginx_l1_misses_per_request: ($nginx_l1_misses / $nginx_sent | round),
     streams: $streams,
     instructions_per_stream: ($stream_instructions / $streams | round),
     nginx_instructions_per_stream: ($nginx_stream_instructions / $nginx_streams | round),

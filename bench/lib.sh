@@ -140,6 +140,10 @@ start_nginx() {
 # The master and its workers.
 nginx_pids() { echo "$NGINX_PID" $(pgrep -P "$NGINX_PID"); }
 
+# The proxy binary measured: $PROXY_BIN, else $BIN/claude-middleware. bench/run.sh sets the
+# release build with a profile (scripts/build-pgo.sh), which make release and the image ship.
+proxy_bin() { echo "${PROXY_BIN:-$BIN/claude-middleware}"; }
+
 # start_proxy PORT REDIS_PORT TARGET_PORT: claude-middleware with auth on, the fixture pool
 # and shared health; per-request log lines off (RUST_LOG=warn), like nginx's access_log off.
 start_proxy() {
@@ -148,7 +152,7 @@ start_proxy() {
     MIDDLEWARE_AUTH_ENABLED=true MIDDLEWARE_API_KEYS=$BENCH_API_KEY \
     REDIS_URL=redis://127.0.0.1:$redis/0 TARGET_URL=http://127.0.0.1:$target \
     SHARED_HEALTH=true SHUTDOWN_DELAY=0 \
-    "${PIN_SERVER[@]}" "${PROXY_WRAP[@]}" "$BIN/claude-middleware" >/dev/null 2>"$WORK/proxy.stderr" &
+    "${PIN_SERVER[@]}" "${PROXY_WRAP[@]}" "$(proxy_bin)" >/dev/null 2>"$WORK/proxy.stderr" &
   PROXY_PID=$!
   BENCH_PIDS+=("$PROXY_PID")
   wait_http "http://127.0.0.1:$port/ready" 30 || die "proxy not ready (see $WORK/proxy.stderr)"

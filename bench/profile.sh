@@ -30,7 +30,7 @@ if [ "$load" = streams ]; then
   PROXY_WRAP=(heaptrack -o "$OUT/heaptrack-proxy")
   proxy=$(free_port); start_proxy "$proxy" "$redis" "$standin"
   # PROXY_PID is heaptrack's; the proxy is its child.
-  real=$(pgrep -f "^$BIN/claude-middleware" | head -1)
+  real=$(pgrep -f "^$(proxy_bin)" | head -1)
   "${PIN_LOAD[@]}" "$BIN/sse-bench" --url "http://127.0.0.1:$proxy" --streams "$streams" \
     --deltas 30 --gap-ms 300 --ramp-ms 3000 --settle-ms 1000 --rss-pids "$real" >"$WORK/sse.json"
   kill -TERM "$real"

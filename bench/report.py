@@ -158,6 +158,9 @@ def summarise(raw_dir):
     cost = load_one(raw_dir, "cost.json")
     if cost:
         figures["cost"] = cost
+    cost_plain = load_one(os.path.join(raw_dir, "plain"), "cost.json")
+    if cost_plain:
+        figures["cost_plain"] = cost_plain
 
     operator = []
     for file in sorted(glob.glob(os.path.join(raw_dir, "operator-*.json"))):
@@ -262,6 +265,9 @@ def markdown(result):
         f"- **Tree:** {m.get('commit', '?')}; tools: "
         + ", ".join(f"{k} {v}" for k, v in m.get("tools", {}).items()),
         f"- **Command:** `{result['command']}`; {result['settings']}",
+        f"- **Proxy measured:** `{m.get('proxy', '?')}`"
+        + (" (the release build with a profile of its own traffic, scripts/build-pgo.sh: what "
+           "`make release` and the image ship)" if m.get("proxy", "").endswith("pgo/claude-middleware") else ""),
         "",
         "## Goals at a glance",
         "",
@@ -353,15 +359,28 @@ def markdown(result):
 
     if "cost" in f:
         c = f["cost"]
+        plain = f.get("cost_plain", {})
+
+        def row(label, key, digits=0):
+            cells = [fmt(c.get(key), digits=digits)]
+            if plain:
+                cells.append(fmt(plain.get(key), digits=digits))
+            cells.append(fmt(c.get("nginx_" + key)) if "nginx_" + key in c else "–")
+            return f"| {label} | " + " | ".join(cells) + " |"
+
+        header = "| figure | proxy | " + ("plain release build | " if plain else "") + "nginx |"
         lines += ["", "## 6. Cost per request, independent of the machine's load (bench/cost.sh)", "",
-                  "| figure | proxy | nginx |", "|---|--:|--:|",
-                  f"| CPU instructions per small JSON request (callgrind) | {fmt(c['instructions_per_request'])} "
-                  f"| {fmt(c.get('nginx_instructions_per_request'))} |",
-                  f"| CPU instructions per SSE stream of 9 events (callgrind) | {fmt(c.get('instructions_per_stream'))} "
-                  f"| {fmt(c.get('nginx_instructions_per_stream'))} |",
-                  f"| heap allocations per small JSON request (heaptrack) | {fmt(c['allocations_per_request'], digits=1)} | – |",
+                  header, "|---|--:|" + ("--:|" if plain else "") + "--:|",
+                  row("CPU instructions per small JSON request (callgrind)", "instructions_per_request"),
+                  row("estimated cycles per small JSON request (callgrind's cache and branch simulation)",
+                      "cycles_per_request"),
+                  row("L1 cache misses per small JSON request (instruction and data)", "l1_misses_per_request"),
+                  row("CPU instructions per SSE stream of 9 events (callgrind)", "instructions_per_stream"),
+                  row("heap allocations per small JSON request (heaptrack)", "allocations_per_request", digits=1),
                   "", f"Over {c['requests']} requests after a 200-request warm-up, 4 connections. Compare "
-                  "these between two trees: they do not move with what else runs on the machine."]
+                  "these between two trees: they do not move with what else runs on the machine. Estimated "
+                  "cycles weigh each L1 miss and branch misprediction as 10 instructions and each "
+                  "last-level miss as 100."]
 
     if "operator" in f:
         lines += ["", "## Operator at scale (local kube-apiserver + etcd + controller-manager)", "",

@@ -3,7 +3,8 @@
 #
 #   bench/run.sh [--save] [--no-build] [--only http|operator]
 #
-# Builds the release binaries, installs what is missing (nginx, wrk, redis-server, jq, bc
+# Builds the release binaries and the proxy as shipped (scripts/build-pgo.sh: the release
+# build with a profile of its own traffic), installs what is missing (nginx, wrk, redis-server, jq, bc
 # from Debian; oha from crates.io), runs bench/http.sh (figures 1-5) and bench/operator.sh
 # (operator at scale), and writes target/bench/results.md and results.json. --save copies
 # them to bench/results/latest.{md,json}. Takes about 12-15 minutes on 2 cores.
@@ -54,12 +55,13 @@ machine_json() { # COMMAND SETTINGS
     --arg cpu "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" \
     --arg cores "$(nproc)" --arg memory "$(free -g | awk '/^Mem:/ {print $2 " GiB"}')" \
     --arg kernel "$(uname -r)" --arg load_start "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    --arg pinning "$PINNING" --arg command "$1" --arg settings "$2" \
+    --arg pinning "$PINNING" --arg command "$1" --arg settings "$2" --arg proxy "$PROXY_BIN" \
     --arg nginx "$(nginx -v 2>&1 | sed 's/.*: //')" --arg wrk "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" \
     --arg oha "$("$OHA" --version)" --arg rustc "$(rustc --version)" \
     --arg commit "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)" \
     '{date: $date, cpu: $cpu, cores: $cores, memory: $memory, kernel: $kernel,
       load_start: $load_start, pinning: $pinning, command: $command, settings: $settings,
+      proxy: $proxy,
       commit: $commit,
       tools: {nginx: $nginx, wrk: $wrk, oha: $oha, rustc: $rustc}}'
 }
@@ -68,9 +70,15 @@ install_tools
 if $build; then
   log "building release binaries"
   cargo build --release --workspace --bins --quiet
+  log "building the proxy with its profile (scripts/build-pgo.sh, about 4 minutes)"
+  scripts/build-pgo.sh >"${TMPDIR:-/tmp}/cmw-bench-build-pgo.log" 2>&1 ||
+    die "scripts/build-pgo.sh failed (see ${TMPDIR:-/tmp}/cmw-bench-build-pgo.log)"
 fi
 # cargo honours CARGO_TARGET_DIR; so do we (the default is target/).
 export BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+# The proxy measured is the one shipped; figure 6 also counts the plain release build.
+export PROXY_BIN=${PROXY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/pgo/claude-middleware}
+[ -x "$PROXY_BIN" ] || die "$PROXY_BIN is missing: run scripts/build-pgo.sh (or bench/run.sh without --no-build)"
 OUT=$ROOT/target/bench
 export RAW=$OUT/raw
 rm -rf "$RAW"
@@ -81,10 +89,16 @@ ${BENCH_CONNECTIONS:-50} and ${BENCH_HIGH_CONNECTIONS:-256} wrk connections; the
 lines, like nginx's access_log off)"
 machine_json "bench/run.sh $*" "$settings" >"$RAW/machine.json"
 
+# Figure 6 for the proxy measured, and for the plain release build beside it.
+cost() {
+  OUT=$RAW bench/cost.sh
+  [ "$PROXY_BIN" = "$BIN/claude-middleware" ] || PROXY_BIN=$BIN/claude-middleware OUT=$RAW/plain bench/cost.sh
+}
+
 started=$SECONDS
 case $only in
-  all) bench/http.sh; OUT=$RAW bench/cost.sh; bench/operator.sh ;;
-  http) bench/http.sh; OUT=$RAW bench/cost.sh ;;
+  all) bench/http.sh; cost; bench/operator.sh ;;
+  http) bench/http.sh; cost ;;
   operator) bench/operator.sh ;;
   *) die "--only takes http or operator" ;;
 esac
