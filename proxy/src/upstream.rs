@@ -78,9 +78,16 @@ impl UpstreamClient {
     /// Sends the request (`head` with `Host` and no framing headers) on an
     /// idle connection, or a new one, and returns the answer with its body
     /// still to be read from the connection.
-    pub async fn send(&self, head: RequestHead, body: &Bytes) -> Result<RelayResponse, SendError> {
+    /// `now`: when the request goes out (the caller's clock read, shared with
+    /// its deadline and latency: a clock read is dear on some VMs).
+    pub async fn send(
+        &self,
+        head: RequestHead,
+        body: &Bytes,
+        now: Instant,
+    ) -> Result<RelayResponse, SendError> {
         let (method, head) = head.finish(body.len());
-        if let Some(mut connection) = self.take_idle() {
+        if let Some(mut connection) = self.take_idle(now) {
             match connection.exchange(&head, body, &method).await {
                 Ok(answer) => return Ok(self.answer(connection, answer)),
                 // The backend had closed the idle connection as the request
@@ -117,8 +124,8 @@ impl UpstreamClient {
 
     /// The newest idle connection that can take a request; closed and
     /// expired ones met on the way are dropped.
-    fn take_idle(&self) -> Option<Connection> {
-        lock(&self.idle).take(Instant::now(), Connection::is_usable)
+    fn take_idle(&self, now: Instant) -> Option<Connection> {
+        lock(&self.idle).take(now, Connection::is_usable)
     }
 }
 

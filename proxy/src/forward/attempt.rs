@@ -42,7 +42,7 @@ pub async fn attempt(
 ) -> Result<Answer, ForwardError> {
     let request = upstream_request(ctx, head, account, peer)?;
     let sent = Instant::now();
-    let mut response = send(ctx, request, body).await?;
+    let mut response = send(ctx, request, body, sent).await?;
     ctx.metrics
         .upstream_latency
         .observe(sent.elapsed().as_secs_f64());
@@ -78,14 +78,15 @@ impl HeaderSink for RequestHead {
     }
 }
 
-/// The response head, within PROXY_TIMEOUT.
+/// The response head, within PROXY_TIMEOUT of `sent`.
 async fn send(
     ctx: &Forwarding<'_>,
     head: RequestHead,
     body: &Bytes,
+    sent: Instant,
 ) -> Result<RelayResponse, ForwardError> {
-    let timeout = ctx.settings.proxy_timeout;
-    match tokio::time::timeout(timeout, ctx.client.send(head, body)).await {
+    let deadline = tokio::time::Instant::from_std(sent) + ctx.settings.proxy_timeout;
+    match tokio::time::timeout_at(deadline, ctx.client.send(head, body, sent)).await {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(SendError::Connect(error))) => Err(ForwardError::Connect(error)),
         Ok(Err(SendError::Request(error))) => Err(ForwardError::Request(error)),
