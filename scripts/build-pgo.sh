@@ -41,6 +41,8 @@ ensure_tool python3 python3
 ensure_tool curl curl
 profdata=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
 if [ ! -x "$profdata" ]; then
+  command -v rustup >/dev/null ||
+    die "llvm-profdata of this rustc's LLVM is needed at $profdata (rustup component add llvm-tools)"
   step "adding rustup's llvm-tools (llvm-profdata reads the profile)"
   rustup component add llvm-tools >/dev/null
   [ -x "$profdata" ] || die "llvm-profdata not found at $profdata"
