@@ -78,7 +78,8 @@ fi
 export BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 # The proxy measured is the one shipped; figure 6 also counts the plain release build.
 export PROXY_BIN=${PROXY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/pgo/claude-middleware}
-[ -x "$PROXY_BIN" ] || die "$PROXY_BIN is missing: run scripts/build-pgo.sh (or bench/run.sh without --no-build)"
+[ "$only" = operator ] || [ -x "$PROXY_BIN" ] ||
+  die "$PROXY_BIN is missing: run scripts/build-pgo.sh (or bench/run.sh without --no-build)"
 OUT=$ROOT/target/bench
 export RAW=$OUT/raw
 rm -rf "$RAW"
