@@ -69,7 +69,6 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$work" --logfile "$work/logs/redis.log" &
 pids+=($!)
 wait_for 10 "redis-server" redis-cli -p "$redis_port" ping
-redis-cli -p "$redis_port" <"$fixture" >/dev/null
 relay_port=$(free_port)
 "$target/debug/stand-in-relay" --port "$relay_port" >"$work/logs/stand-in.log" 2>&1 &
 pids+=($!)
@@ -83,22 +82,30 @@ drive() {
     die "training load: expected $6 refused of $2 $4 requests, got $result"
 }
 
-# train LOG_LEVEL: one instrumented proxy through every phase, then a clean exit
-# (SIGTERM drains), which is when it writes its profile.
-train() {
-  local level=$1 port pid
+# start_proxy BINARY LOG_NAME LOG_LEVEL: the proxy against the stand-in and the
+# fixture pool, with auth on; sets port and pid once it is ready. Only the
+# instrumented build reads LLVM_PROFILE_FILE.
+start_proxy() {
   port=$(free_port)
-  redis-cli -p "$redis_port" flushdb >/dev/null
-  redis-cli -p "$redis_port" <"$fixture" >/dev/null
-  curl -fsS -X POST "http://127.0.0.1:$relay_port/__stand-in/clear-scripts" >/dev/null
-  PORT=$port RUST_LOG=$level LLVM_PROFILE_FILE="$work/raw/proxy-%p-%m.profraw" \
+  PORT=$port RUST_LOG=$3 LLVM_PROFILE_FILE="$work/raw/proxy-%p-%m.profraw" \
     MIDDLEWARE_AUTH_ENABLED=true MIDDLEWARE_API_KEYS=$train_key \
     REDIS_URL="redis://127.0.0.1:$redis_port/0" TARGET_URL="http://127.0.0.1:$relay_port" \
     SHARED_HEALTH=true SHUTDOWN_DELAY=0 \
-    "$work/train/$host/release/claude-middleware" >"$work/logs/proxy-$level.log" 2>&1 &
+    "$1" >"$work/logs/proxy-$2.log" 2>&1 &
   pid=$!
   pids+=("$pid")
-  wait_for 30 "the instrumented proxy" curl -fsS "http://127.0.0.1:$port/ready"
+  wait_for 30 "the proxy ($2)" curl -fsS "http://127.0.0.1:$port/ready"
+}
+
+# train LOG_LEVEL: one instrumented proxy through every phase, on a fresh pool
+# and unscripted relay, then a clean exit (SIGTERM drains), which is when it
+# writes its profile.
+train() {
+  local level=$1 port pid
+  redis-cli -p "$redis_port" flushdb >/dev/null
+  redis-cli -p "$redis_port" <"$fixture" >/dev/null
+  curl -fsS -X POST "http://127.0.0.1:$relay_port/__stand-in/clear-scripts" >/dev/null
+  start_proxy "$work/train/$host/release/claude-middleware" "$level" "$level"
   say "$level: $requests small JSON requests, $((requests / 4)) SSE streams"
   drive "$port" "$requests" 4 json "$train_key" 0
   drive "$port" "$((requests / 4))" 4 stream "$train_key" 0
@@ -128,11 +135,6 @@ mkdir -p "$(dirname "$out")"
 cp "$work/use/$host/release/claude-middleware" "$out"
 
 step "5/5 the built proxy answers"
-port=$(free_port)
-PORT=$port MIDDLEWARE_AUTH_ENABLED=true MIDDLEWARE_API_KEYS=$train_key \
-  REDIS_URL="redis://127.0.0.1:$redis_port/0" TARGET_URL="http://127.0.0.1:$relay_port" \
-  SHUTDOWN_DELAY=0 "$out" >"$work/logs/proxy-built.log" 2>&1 &
-pids+=($!)
-wait_for 30 "the built proxy" curl -fsS "http://127.0.0.1:$port/ready"
+start_proxy "$out" built warn
 drive "$port" 10 1 json "$train_key" 0
 say "built $out"

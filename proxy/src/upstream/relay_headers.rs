@@ -61,6 +61,7 @@ impl RelayHeaders {
     pub fn to_header_map(&self) -> HeaderMap {
         self.lines.to_header_map()
     }
+
     /// The headers of an answer head with `lines` (`Name: value`, each
     /// ended by CRLF), parsed and noted by the relay client's codec.
     #[cfg(test)]
